@@ -1,0 +1,103 @@
+"""Bronze assets: raw readings landed per landing day into Delta (see wattlake.landing)."""
+
+
+import dagster as dg
+import polars as pl
+
+from assets.registry import key
+from pipelines.partitions import daily
+from pipelines.resources import LakeResource, LandingResource
+from wattlake import tables as T
+from wattlake.landing import LandingReport, land
+
+
+def _metadata(reports: list[LandingReport]) -> dict:
+    """Run totals (they add up: records = landed + duplicates + quarantined) and reasons."""
+    tot = {k: sum(getattr(r, k) for r in reports)
+           for k in ("files", "records", "landed", "duplicates", "quarantined", "corrected", "counter_resets")}
+    reasons: dict[str, int] = {}
+    for r in reports:
+        for reason, n in r.reasons.items():
+            reasons[reason] = reasons.get(reason, 0) + n
+    meta: dict = {"files": tot["files"], "rows_read": tot["records"], "rows_landed": tot["landed"],
+                  "duplicates": tot["duplicates"], "quarantined": tot["quarantined"],
+                  "corrected": tot["corrected"], "counter_resets": tot["counter_resets"]}
+    meta["partitions"] = len(reports)
+    meta["quarantine_reasons"] = dg.MetadataValue.json(reasons)
+    meta["delta_version"] = reports[-1].table_version if reports else None
+    return meta
+
+
+def _land_range(context: dg.AssetExecutionContext, source: str, lake: LakeResource,
+                landing: LandingResource) -> dg.MaterializeResult:
+    the_lake, root = lake.lake(), landing.path()
+    keys = context.partition_keys
+    reports = []
+    for i, day in enumerate(keys, 1):
+        report = land(the_lake, root, source, day)
+        reports.append(report)
+        if len(keys) > 1 and (i % 30 == 0 or i == len(keys)):
+            context.log.info(f"{source}: {i}/{len(keys)} days landed ({report.summary()})")
+        elif len(keys) == 1:
+            context.log.info(report.summary())
+    return dg.MaterializeResult(metadata=_metadata(reports))
+
+
+def _bronze_asset(spec: T.TableSpec, source: str, deps: list[str], extra_desc: str = ""):
+    @dg.asset(
+        key=key(spec.name),
+        name=None,
+        description=spec.description + extra_desc,
+        group_name="bronze",
+        partitions_def=daily,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        deps=[key(d) for d in deps],
+        metadata={"table": spec.name, "keys": list(spec.keys), "partition_column": spec.partition_by},
+        kinds={"deltalake", "polars"},
+        pool=f"lake_{source}",
+    )
+    def _asset(context: dg.AssetExecutionContext, lake: LakeResource, landing: LandingResource):
+        return _land_range(context, source, lake, landing)
+
+    _asset.__name__ = spec.name.replace("/", "__")
+    return _asset
+
+
+inverter_readings = _bronze_asset(
+    T.INVERTER_READINGS, "inverter", [T.SYSTEMS.name],
+    " Remote IPs are written to restricted/inverter_ips by the same step.")
+meter_readings = _bronze_asset(T.METER_READINGS, "meter", [T.SYSTEMS.name])
+device_readings = _bronze_asset(T.DEVICE_READINGS, "device", [T.SYSTEMS.name])
+weather = _bronze_asset(T.WEATHER, "weather", [T.STATIONS.name])
+
+
+@dg.asset(
+    key=key(T.QUARANTINE.name),
+    description=T.QUARANTINE.description + " Written by the landing steps; this asset reports the "
+    "partition's quarantine by source and reason.",
+    group_name="bronze",
+    partitions_def=daily,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    deps=[key(t.name) for t in (T.INVERTER_READINGS, T.METER_READINGS, T.DEVICE_READINGS, T.WEATHER)],
+    metadata={"table": T.QUARANTINE.name, "keys": list(T.QUARANTINE.keys)},
+    kinds={"deltalake", "polars"},
+)
+def quarantine(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+    the_lake = lake.lake()
+    if not the_lake.exists(T.QUARANTINE.name):
+        return dg.MaterializeResult(metadata={"rows": 0})
+    start, end = context.partition_key_range.start, context.partition_key_range.end
+    counts = (
+        the_lake.scan(T.QUARANTINE.name)
+        .filter(pl.col("day").is_between(pl.lit(start).str.to_date(), pl.lit(end).str.to_date()))
+        .group_by("source", "reason").len().sort("source", "reason").collect()
+    )
+    by = {f"{s}:{r}": n for s, r, n in counts.iter_rows()}
+    return dg.MaterializeResult(metadata={
+        "rows": int(counts.get_column("len").sum()) if counts.height else 0,
+        "by_source_reason": dg.MetadataValue.json(by),
+        "delta_version": the_lake.version(T.QUARANTINE.name),
+    })
+
+
+BRONZE_ASSETS = [inverter_readings, meter_readings, device_readings, weather, quarantine]

@@ -1,0 +1,41 @@
+"""Dagster resources: the lakehouse root and the landing folder.
+
+Both default from the environment (``WATTLAKE_LAKE``, ``WATTLAKE_LANDING``) so ``dagster dev``,
+the daemon, the CLI and the tests share one configuration. Assets receive them by type
+annotation, never through globals.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional
+
+import dagster as dg
+
+from wattlake.lake import Lake
+
+DEFAULT_LANDING = "./landing"
+
+
+def landing_root(root: str | None = None) -> Path:
+    """The landing folder: ``root``, else ``$WATTLAKE_LANDING``, else ``./landing``."""
+    return Path(root or os.environ.get("WATTLAKE_LANDING") or DEFAULT_LANDING).expanduser().resolve()
+
+
+class LakeResource(dg.ConfigurableResource):
+    """The Delta lakehouse (local folder or ``s3://bucket/prefix``; credentials from AWS env)."""
+
+    root: Optional[str] = None
+
+    def lake(self) -> Lake:
+        return Lake.from_env(self.root)
+
+
+class LandingResource(dg.ConfigurableResource):
+    """The folder where raw files arrive (``<source>/<YYYY-MM-DD>/...`` and ``registry/``)."""
+
+    root: Optional[str] = None
+
+    def path(self) -> Path:
+        return landing_root(self.root)

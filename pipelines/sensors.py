@@ -1,0 +1,67 @@
+"""Sensors: pick up new or changed files in the landing folder.
+
+``landing_sensor`` fingerprints every landing day folder (file names, sizes and mtimes) and
+requests a ``land_bronze`` run for each day whose fingerprint changed since the last tick;
+the run key includes the fingerprint, so a day is landed again only when its files change
+(landing is idempotent either way). ``registry_sensor`` does the same for the registry files.
+"""
+
+
+import hashlib
+import json
+from pathlib import Path
+
+import dagster as dg
+
+from pipelines.jobs import land_job, registry_job
+from pipelines.partitions import daily
+from pipelines.resources import landing_root
+from wattlake.landing import SOURCES
+
+
+def _fingerprint(paths: list[Path]) -> str:
+    h = hashlib.sha256()
+    for p in sorted(paths):
+        st = p.stat()
+        h.update(f"{p.name}:{st.st_size}:{st.st_mtime_ns};".encode())
+    return h.hexdigest()[:16]
+
+
+def day_fingerprints(root: Path) -> dict[str, str]:
+    """Fingerprint of each landing day across all sources: {YYYY-MM-DD: hash}."""
+    files: dict[str, list[Path]] = {}
+    for source in SOURCES:
+        base = root / source
+        if not base.is_dir():
+            continue
+        for day_dir in base.iterdir():
+            if day_dir.is_dir() and len(day_dir.name) == 10:
+                files.setdefault(day_dir.name, []).extend(p for p in day_dir.iterdir() if p.is_file())
+    return {day: _fingerprint(paths) for day, paths in files.items()}
+
+
+@dg.sensor(job=land_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.STOPPED,
+           description="Land a landing day whenever its files appear or change.")
+def landing_sensor(context: dg.SensorEvaluationContext):
+    root = landing_root()
+    seen = json.loads(context.cursor) if context.cursor else {}
+    current = day_fingerprints(root)
+    valid = set(daily.get_partition_keys())
+    for day in sorted(current):
+        if current[day] != seen.get(day) and day in valid:
+            yield dg.RunRequest(run_key=f"{day}:{current[day]}", partition_key=day)
+    context.update_cursor(json.dumps(current, sort_keys=True))
+
+
+@dg.sensor(job=registry_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.STOPPED,
+           description="Refresh the restricted registry tables when the registry files change.")
+def registry_sensor(context: dg.SensorEvaluationContext):
+    root = landing_root()
+    paths = [p for p in (root / "registry").glob("*.csv")] + [root / "weather" / "stations.csv"]
+    paths = [p for p in paths if p.is_file()]
+    if not paths:
+        return
+    fp = _fingerprint(paths)
+    if fp != context.cursor:
+        yield dg.RunRequest(run_key=f"registry:{fp}")
+        context.update_cursor(fp)

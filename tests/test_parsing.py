@@ -1,0 +1,140 @@
+"""Inverter, device and weather parsers: every decision, with data that passes and fails it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import polars as pl
+import pytest
+
+from wattlake.parsing.device import parse_device_lines
+from wattlake.parsing.inverter import flag_inverter_readings, parse_inverter_lines
+from wattlake.parsing.lines import read_lines
+from wattlake.parsing.weather import parse_knmi_lines
+
+NOW = dt.datetime(2025, 7, 1, 0, 0)
+SYSTEMS = pl.DataFrame({"serial": ["SN1", "SN2"], "system_id": ["sys_a", "sys_b"]})
+
+
+def msg(**kw) -> str:
+    base = {"serial": "SN1", "ts": "2025-06-01T14:05:00+02:00", "remote_ip": "203.0.113.7",
+            "ac_power_w": 1234.5, "ac_energy_total_kwh": 100.0,
+            "dc": [{"mppt": 1, "voltage_v": 310.0, "current_a": 2.1}, {"mppt": 2, "voltage_v": 305.0, "current_a": 2.0}],
+            "temperature_c": 41.0, "status": "ok"}
+    base.update(kw)
+    return json.dumps({k: v for k, v in base.items() if v is not ...})
+
+
+def lines(raws):
+    return pl.DataFrame({"source_file": "inverter/2025-06-01/m.jsonl", "line_no": list(range(1, len(raws) + 1)),
+                         "raw": raws}, schema_overrides={"line_no": pl.Int32})
+
+
+@pytest.mark.parametrize("raw,reason", [
+    (msg()[:-20], "invalid_json"),
+    (msg(ac_power_w="lots"), "invalid_json"),
+    (msg(serial=...), "missing_field:serial"),
+    (msg(ac_energy_total_kwh=None), "missing_field:ac_energy_total_kwh"),
+    (msg(ts="2025-06-01T14:05:00"), "invalid_timestamp"),
+    (msg(ts="yesterday"), "invalid_timestamp"),
+    (msg(serial="SN999"), "unknown_serial"),
+    (msg(ts="2031-01-01T00:00:00Z"), "future_timestamp"),
+    (msg(ac_power_w=-500.0), "negative_power"),
+])
+def test_inverter_rejects_with_reason(raw, reason):
+    parsed = parse_inverter_lines(lines([msg(), raw]), SYSTEMS, NOW)
+    assert parsed.good.height == 1 and parsed.good["line_no"].to_list() == [1]
+    assert parsed.rejects.select("line_no", "reason").rows() == [(2, reason)]
+    assert parsed.rejects["raw_text"][0] == raw
+
+
+def test_inverter_good_message_is_typed_in_utc():
+    parsed = parse_inverter_lines(lines([msg(), msg(serial="SN2", ts="2025-06-01T12:10:00Z", ac_power_w=-2.0)]), SYSTEMS, NOW)
+    assert parsed.rejects.height == 0
+    g = parsed.good.sort("line_no")
+    assert g["system_id"].to_list() == ["sys_a", "sys_b"]
+    assert g["ts_utc"].to_list() == [dt.datetime(2025, 6, 1, 12, 5, tzinfo=dt.timezone.utc),
+                                     dt.datetime(2025, 6, 1, 12, 10, tzinfo=dt.timezone.utc)]
+    assert g["utc_offset_min"].to_list() == [120, 0]
+    assert g["dc"][0].to_list()[1] == {"mppt": 2, "voltage_v": 305.0, "current_a": 2.0}
+
+
+def series(powers, energies, system="sys_a", start=dt.datetime(2025, 6, 1, 10, tzinfo=dt.timezone.utc)):
+    n = len(powers)
+    return pl.DataFrame({"system_id": [system] * n, "ts_utc": [start + dt.timedelta(minutes=5 * i) for i in range(n)],
+                         "ac_power_w": powers, "ac_energy_total_kwh": energies})
+
+
+def test_kw_reported_power_is_corrected_and_flagged():
+    # 2,400 W for 5 min = 0.2 kWh; the middle readings are sent in kW
+    energies = [10.0 + 0.2 * i for i in range(6)]
+    out = flag_inverter_readings(series([2400.0, 2400.0, 2.4, 2.4, 2400.0, 0.0], energies))
+    assert out["unit_corrected"].to_list() == [False, False, True, True, False, False]
+    assert out["ac_power_w"].to_list()[2:4] == [2400.0, 2400.0]
+
+
+def test_honest_low_power_is_not_corrected():
+    # 30 W for 5 min = 2.5 Wh: honest readings with ratio ~1 stay as they are
+    energies = [10.0, 10.0025, 10.005, 10.0075]
+    out = flag_inverter_readings(series([30.0, 30.0, 30.0, 30.0], energies))
+    assert not out["unit_corrected"].any()
+
+
+def test_counter_reset_flagged_within_batch_and_at_boundary():
+    out = flag_inverter_readings(series([100.0] * 4, [500.0, 500.01, 0.01, 0.02]))
+    assert out["counter_reset"].to_list() == [False, False, True, False]
+    prev = pl.DataFrame({"system_id": ["sys_a"], "ts_utc": [dt.datetime(2025, 6, 1, 9, 55, tzinfo=dt.timezone.utc)],
+                         "ac_energy_total_kwh": [900.0]})
+    out = flag_inverter_readings(series([100.0] * 2, [1.0, 1.01]), prev)
+    assert out["counter_reset"].to_list() == [True, False] and out.height == 2
+
+
+def test_device_lines():
+    ok = json.dumps({"device_id": "ev1", "device_type": "ev_charger", "ts": "2025-06-01T12:00:00+02:00",
+                     "power_w": 7400.0, "energy_total_kwh": 12.5})
+    bad_type = ok.replace("ev_charger", "toaster")
+    neg = ok.replace("7400.0", "-1.0")
+    frame = pl.DataFrame({"source_file": ["device/2025-06-01/em_1.jsonl"] * 3 + ["device/2025-06-01/em_x.jsonl"],
+                          "line_no": [1, 2, 3, 1], "raw": [ok, bad_type, neg, ok]}, schema_overrides={"line_no": pl.Int32})
+    parsed = parse_device_lines(frame, pl.DataFrame({"em_id": ["em_1"], "system_id": ["sys_a"]}), NOW)
+    assert parsed.good.select("system_id", "power_w").rows() == [("sys_a", 7400.0)]
+    assert sorted(parsed.rejects["reason"].to_list()) == ["negative_power", "unknown_device_type", "unknown_energy_manager"]
+
+
+HEADER = ("# STN,YYYYMMDD,   HH,   DD,   FH,   FF,   FX,    T,  T10,   TD,   SQ,    Q,   DR,   RH,    P,   VV,"
+          "    N,    U,   WW,   IX,    M,    R,    S,    O,    Y")
+
+
+def knmi(stn=260, date="20250601", hh=13, fh="30", t="223", q="250"):
+    return (f"  {stn},{date},{hh:>5},  200,{fh:>5},   30,   50,{t:>5},     ,  100,    0,{q:>5},    0,    0,10150,"
+            "   70,    8,   90,     ,    5,    0,    0,    0,    0,    0")
+
+
+def test_knmi_hour_ending_becomes_hour_start_utc_and_units():
+    frame = pl.DataFrame({"source_file": "w", "line_no": [1, 2, 3], "raw": [HEADER, knmi(hh=13), knmi(hh=24)]},
+                         schema_overrides={"line_no": pl.Int32})
+    p = parse_knmi_lines(frame, pl.Series([260]))
+    assert p.records == 2 and p.rejects.height == 0
+    r = p.good.sort("ts_utc").rows(named=True)
+    assert r[0]["ts_utc"] == dt.datetime(2025, 6, 1, 12, tzinfo=dt.timezone.utc)
+    assert r[1]["ts_utc"] == dt.datetime(2025, 6, 1, 23, tzinfo=dt.timezone.utc)
+    assert r[0]["ghi_w_m2"] == pytest.approx(250 * 1e4 / 3600)  # J/cm2 per hour -> W/m2
+    assert r[0]["temp_air_c"] == pytest.approx(22.3) and r[0]["wind_speed_m_s"] == pytest.approx(3.0)
+
+
+def test_knmi_gaps_stay_null_and_bad_rows_are_quarantined():
+    raws = [knmi(q="", t=""), knmi(hh=25), knmi(q="2x0"), knmi(stn=999), knmi()[:40]]
+    frame = pl.DataFrame({"source_file": "w", "line_no": list(range(1, 6)), "raw": raws}, schema_overrides={"line_no": pl.Int32})
+    p = parse_knmi_lines(frame, pl.Series([260]))
+    assert p.good.height == 1 and p.good["ghi_w_m2"][0] is None and p.good["temp_air_c"][0] is None
+    assert p.rejects.sort("line_no")["reason"].to_list() == [
+        "invalid_weather_row", "invalid_weather_row", "unknown_station", "invalid_weather_row"]
+
+
+def test_read_lines_counts_records_and_rejects_bad_encoding(tmp_path):
+    f = tmp_path / "a.jsonl"
+    f.write_bytes(b'{"a": 1}\r\n\r\n{"a": 2}\n\xff\xfe{"a": 3}\n')
+    good, rej = read_lines([("a.jsonl", f)])
+    assert good["line_no"].to_list() == [1, 3] and good["raw"].to_list() == ['{"a": 1}', '{"a": 2}']
+    assert rej.select("line_no", "reason").rows() == [(4, "invalid_encoding")]

@@ -1,0 +1,272 @@
+"""The lakehouse root: one URI, local folder or ``s3://bucket/prefix``, and all Delta I/O.
+
+Every table of DESIGN.md section 2 lives at ``<root>/<layer>/<name>``. Code never builds
+table paths or storage options itself; it asks a :class:`Lake` so the same assets, CLI and
+notebooks run unchanged on a local disk and on S3.
+
+Concurrency on S3: delta-rs 1.x commits a new log entry with a conditional PUT
+(``If-None-Match: *``); a writer that loses the race re-reads the log and retries, so two
+concurrent writers never overwrite each other's commit. No DynamoDB lock table is used and
+``AWS_S3_ALLOW_UNSAFE_RENAME`` must never be set.
+
+Credentials come from the standard AWS environment variables (``AWS_ACCESS_KEY_ID``,
+``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``, ``AWS_REGION``/``AWS_DEFAULT_REGION``,
+``AWS_ENDPOINT_URL``). They are passed to delta-rs but never logged: :meth:`Lake.__repr__`
+and :meth:`Lake.describe` show only the root URI and the endpoint.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Mapping
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
+from deltalake import DeltaTable, write_deltalake
+from deltalake.exceptions import CommitFailedError, TableNotFoundError
+
+DEFAULT_ROOT = "./lakehouse"
+
+
+class LakeError(RuntimeError):
+    """A lake operation failed; the message names the table, never a credential."""
+
+
+def _env_storage_options(env: Mapping[str, str]) -> dict[str, str]:
+    """delta-rs object-store options from the standard AWS environment variables."""
+    opts: dict[str, str] = {}
+    mapping = {
+        "AWS_ACCESS_KEY_ID": "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY": "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN": "AWS_SESSION_TOKEN",
+        "AWS_ENDPOINT_URL": "AWS_ENDPOINT_URL",
+        "AWS_ENDPOINT_URL_S3": "AWS_ENDPOINT_URL",
+    }
+    for env_name, opt in mapping.items():
+        if env.get(env_name):
+            opts[opt] = env[env_name]
+    region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
+    opts["AWS_REGION"] = region or "us-east-1"
+    endpoint = opts.get("AWS_ENDPOINT_URL", "")
+    if endpoint.startswith("http://"):
+        opts["AWS_ALLOW_HTTP"] = "true"
+    return opts
+
+
+@dataclass
+class Lake:
+    """A lakehouse root and the Delta operations the pipeline needs.
+
+    Parameters
+    ----------
+    root : str
+        ``./lakehouse``, any local path, or ``s3://bucket/prefix``.
+    storage_options : dict, optional
+        delta-rs object-store options; by default read from the AWS environment for S3 roots.
+    """
+
+    root: str = DEFAULT_ROOT
+    storage_options: dict[str, str] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self.root = self.root.rstrip("/") or "/"
+        if self.is_s3:
+            if not self.storage_options:
+                self.storage_options = _env_storage_options(os.environ)
+        else:
+            self.root = str(Path(self.root).expanduser().resolve())
+
+    @classmethod
+    def from_env(cls, root: str | None = None) -> "Lake":
+        """The lake named by ``root``, else ``$WATTLAKE_LAKE``, else ``./lakehouse``."""
+        return cls(root or os.environ.get("WATTLAKE_LAKE") or DEFAULT_ROOT)
+
+    # ------------------------------------------------------------------ naming
+    @property
+    def is_s3(self) -> bool:
+        return self.root.startswith("s3://") or self.root.startswith("s3a://")
+
+    def uri(self, table: str) -> str:
+        """Full URI of a table given as ``layer/name`` (e.g. ``bronze/inverter_readings``)."""
+        return f"{self.root}/{table.strip('/')}"
+
+    def describe(self) -> str:
+        """A log-safe description: root and endpoint, never credentials."""
+        endpoint = self.storage_options.get("AWS_ENDPOINT_URL")
+        return f"{self.root}" + (f" (endpoint {endpoint})" if endpoint else "")
+
+    def __repr__(self) -> str:  # never show storage options: they hold secrets
+        return f"Lake({self.describe()!r})"
+
+    # ------------------------------------------------------------------ reading
+    def exists(self, table: str) -> bool:
+        try:
+            DeltaTable(self.uri(table), storage_options=self._so())
+            return True
+        except TableNotFoundError:
+            return False
+
+    def table(self, table: str, version: int | None = None) -> DeltaTable:
+        """The Delta table, at ``version`` if given (time travel)."""
+        try:
+            return DeltaTable(self.uri(table), version=version, storage_options=self._so())
+        except TableNotFoundError as exc:
+            raise LakeError(f"table {table!r} does not exist in lake {self.describe()}") from exc
+
+    def version(self, table: str) -> int | None:
+        """Current version of a table, or None if it does not exist."""
+        return self.table(table).version() if self.exists(table) else None
+
+    def scan(self, table: str, version: int | None = None) -> pl.LazyFrame:
+        """A Polars lazy frame over the table (filters push down to the Delta scan)."""
+        dt = self.table(table, version)
+        return pl.scan_pyarrow_dataset(dt.to_pyarrow_dataset())
+
+    def read(self, table: str, version: int | None = None, filter: pl.Expr | None = None) -> pl.DataFrame:
+        """Read a table into a Polars frame, optionally filtered."""
+        lf = self.scan(table, version)
+        if filter is not None:
+            lf = lf.filter(filter)
+        return lf.collect()
+
+    def read_arrow(self, table: str, version: int | None = None) -> pa.Table:
+        return self.table(table, version).to_pyarrow_table()
+
+    def tables(self) -> list[str]:
+        """Every Delta table under the root, as ``layer/name`` (local and S3)."""
+        found: list[str] = []
+        from wattlake.tables import TABLES
+
+        for name in TABLES:
+            if self.exists(name):
+                found.append(name)
+        return found
+
+    # ------------------------------------------------------------------ writing
+    def ensure(self, table: str, schema: pa.Schema, partition_by: Iterable[str] = (),
+               configuration: Mapping[str, str] | None = None) -> DeltaTable:
+        """Create an empty table with ``schema`` unless it exists; return it.
+
+        Two writers creating the same table at once is safe: the loser's version-0 commit
+        fails on the conditional write and it then opens the winner's table.
+        """
+        if self.exists(table):
+            return self.table(table)
+        try:
+            write_deltalake(
+                self.uri(table), schema.empty_table(), mode="append",
+                partition_by=list(partition_by) or None,
+                configuration=dict(configuration or {}) or None,
+                storage_options=self._so(),
+            )
+        except Exception as exc:  # lost a creation race: the table now exists
+            if not self.exists(table):
+                raise LakeError(f"could not create table {table!r}: {type(exc).__name__}") from exc
+        return self.table(table)
+
+    def merge_insert(self, table: str, data: pa.Table | pl.DataFrame, keys: Iterable[str],
+                     schema: pa.Schema, partition_by: str | None = "day",
+                     configuration: Mapping[str, str] | None = None) -> int:
+        """Insert rows whose natural key is not yet in the table; return rows inserted.
+
+        ``data`` must already be free of duplicate keys. The MERGE predicate names the
+        affected partitions as literals (so only those are scanned) and compares key columns
+        between source and target: it never carries a data value other than a partition date,
+        which keeps identifiers out of the transaction log (see the erasure design).
+        """
+        arrow = _to_arrow(data, schema)
+        if arrow.num_rows == 0:
+            self.ensure(table, schema, [partition_by] if partition_by else (), configuration)
+            return 0
+        self.ensure(table, schema, [partition_by] if partition_by else (), configuration)
+        cond = " AND ".join(f"t.{k} = s.{k}" for k in keys)
+        if partition_by:
+            days = pc.unique(arrow.column(partition_by)).to_pylist()
+            cond += f" AND t.{partition_by} = s.{partition_by}"
+            cond += f" AND t.{partition_by} IN ({', '.join(repr(str(d)) for d in sorted(days))})"
+        metrics = _retry_on_conflict(
+            table,
+            lambda: self.table(table).merge(arrow, predicate=cond, source_alias="s", target_alias="t")
+            .when_not_matched_insert_all()
+            .execute(),
+        )
+        return int(metrics["num_target_rows_inserted"])
+
+    def merge_upsert(self, table: str, data: pa.Table | pl.DataFrame, keys: Iterable[str],
+                     schema: pa.Schema, updates: Mapping[str, str], partition_by: str | None = "day",
+                     configuration: Mapping[str, str] | None = None) -> dict:
+        """MERGE: update matched rows with SQL ``updates`` (target ``t``, source ``s``), insert the rest."""
+        arrow = _to_arrow(data, schema)
+        self.ensure(table, schema, [partition_by] if partition_by else (), configuration)
+        if arrow.num_rows == 0:
+            return {}
+        cond = " AND ".join(f"t.{k} = s.{k}" for k in keys)
+        if partition_by:
+            days = pc.unique(arrow.column(partition_by)).to_pylist()
+            cond += f" AND t.{partition_by} IN ({', '.join(repr(str(d)) for d in sorted(days))})"
+        return _retry_on_conflict(
+            table,
+            lambda: self.table(table).merge(arrow, predicate=cond, source_alias="s", target_alias="t")
+            .when_matched_update(dict(updates))
+            .when_not_matched_insert_all()
+            .execute(),
+        )
+
+    def overwrite(self, table: str, data: pa.Table | pl.DataFrame, schema: pa.Schema,
+                  partition_by: str | None = None, predicate: str | None = None,
+                  configuration: Mapping[str, str] | None = None) -> int:
+        """Replace a table's content (or the rows matching ``predicate``) atomically."""
+        arrow = _to_arrow(data, schema)
+        self.ensure(table, schema, [partition_by] if partition_by else (), configuration)
+        write_deltalake(
+            self.uri(table), arrow, mode="overwrite", predicate=predicate,
+            partition_by=[partition_by] if partition_by else None,
+            storage_options=self._so(),
+        )
+        return arrow.num_rows
+
+    def append(self, table: str, data: pa.Table | pl.DataFrame, schema: pa.Schema,
+               partition_by: str | None = None,
+               configuration: Mapping[str, str] | None = None) -> int:
+        """Append rows (for logs such as quarantine, where every row is its own event)."""
+        arrow = _to_arrow(data, schema)
+        self.ensure(table, schema, [partition_by] if partition_by else (), configuration)
+        if arrow.num_rows:
+            write_deltalake(self.uri(table), arrow, mode="append",
+                            partition_by=[partition_by] if partition_by else None,
+                            storage_options=self._so())
+        return arrow.num_rows
+
+    def _so(self) -> dict[str, str] | None:
+        return self.storage_options or None
+
+
+def _retry_on_conflict(table: str, op, attempts: int = 8):
+    """Run a MERGE, re-running it when a concurrent writer committed first.
+
+    MERGEs here are idempotent (insert-if-absent, least/greatest updates), so re-running one
+    against the newer table version is correct.
+    """
+    for attempt in range(attempts):
+        try:
+            return op()
+        except CommitFailedError:
+            if attempt == attempts - 1:
+                raise LakeError(f"table {table!r}: gave up after {attempts} conflicting commits")
+            time.sleep(0.05 * 2**attempt * (1 + random.random()))
+
+
+def _to_arrow(data: pa.Table | pl.DataFrame, schema: pa.Schema) -> pa.Table:
+    """Cast to the table schema, column order and types; a missing column is an error."""
+    arrow = data.to_arrow() if isinstance(data, pl.DataFrame) else data
+    missing = [f.name for f in schema if f.name not in arrow.column_names]
+    if missing:
+        raise LakeError(f"data lacks columns {missing} of the table schema")
+    arrow = arrow.select(schema.names)
+    # polars writes large_string; Delta keeps string: cast column by column to the schema
+    return arrow.cast(schema)

@@ -1,0 +1,250 @@
+"""Landing raw files into bronze Delta tables: parse, validate, deduplicate, MERGE, quarantine.
+
+One call lands one source for one landing day (the folder ``<landing>/<source>/<YYYY-MM-DD>/``,
+the day the files arrived). Readings go to the partition of their own UTC day, so a late
+message lands where it belongs. Every call returns a :class:`LandingReport` whose counts add
+up: ``records = landed + duplicates + quarantined``; otherwise :class:`ConservationError`.
+
+Idempotence: bronze tables are MERGEd insert-only on their natural key, quarantine on
+(source_file, line_no); landing the same files again inserts nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import polars as pl
+
+from wattlake import tables as T
+from wattlake.lake import Lake
+from wattlake.parsing.device import parse_device_lines
+from wattlake.parsing.inverter import flag_inverter_readings, parse_inverter_lines
+from wattlake.parsing.lines import Parsed, read_lines, read_text_files, rejects_from
+from wattlake.parsing.weather import parse_knmi_lines
+
+log = logging.getLogger(__name__)
+
+SOURCES = ("inverter", "meter", "device", "weather")
+_PATTERNS = {"inverter": "*.jsonl", "meter": "*.p1", "device": "*.jsonl", "weather": "*.txt"}
+
+
+class ConservationError(AssertionError):
+    """Rows in != rows landed + duplicates + quarantined."""
+
+
+class RegistryMissingError(RuntimeError):
+    """Landing needs ``restricted/systems``; materialise the registry first."""
+
+
+@dataclass
+class LandingReport:
+    """Counts of one landing run; ``records = landed + duplicates + quarantined``."""
+
+    source: str
+    partition: str
+    files: int = 0
+    records: int = 0
+    landed: int = 0
+    duplicates: int = 0
+    quarantined: int = 0
+    corrected: int = 0
+    counter_resets: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+    table_version: int | None = None
+
+    def check(self) -> "LandingReport":
+        if self.records != self.landed + self.duplicates + self.quarantined:
+            raise ConservationError(
+                f"{self.source} {self.partition}: {self.records} records read but {self.landed} landed + "
+                f"{self.duplicates} duplicates + {self.quarantined} quarantined"
+            )
+        return self
+
+    def summary(self) -> str:
+        return (f"{self.source} {self.partition}: {self.files} files, {self.records} records -> "
+                f"{self.landed} landed, {self.duplicates} duplicates, {self.quarantined} quarantined")
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def landing_files(landing_root: Path, source: str, day: str) -> list[tuple[str, Path]]:
+    """The files of one source and landing day as (name relative to the landing root, path)."""
+    folder = Path(landing_root) / source / day
+    if not folder.is_dir():
+        return []
+    root = Path(landing_root)
+    return [(p.relative_to(root).as_posix(), p) for p in sorted(folder.glob(_PATTERNS[source])) if p.is_file()]
+
+
+def _utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+
+
+def _systems(lake: Lake) -> pl.DataFrame:
+    if not lake.exists(T.SYSTEMS.name):
+        raise RegistryMissingError(
+            f"{T.SYSTEMS.name} does not exist in {lake.describe()}: materialise the registry assets first"
+        )
+    return lake.read(T.SYSTEMS.name)
+
+
+def _stamp(frame: pl.DataFrame, now: dt.datetime) -> pl.DataFrame:
+    return frame.with_columns(
+        pl.col("ts_utc").dt.date().alias("day"),
+        pl.lit(now).dt.replace_time_zone("UTC").cast(pl.Datetime("us", "UTC")).alias("landed_at_utc"),
+    )
+
+
+def _quarantine(lake: Lake, source: str, day: str, rejects: pl.DataFrame, now: dt.datetime) -> None:
+    if rejects.height == 0:
+        return
+    rows = rejects.with_columns(
+        pl.lit(source).alias("source"),
+        pl.lit(dt.date.fromisoformat(day)).alias("day"),
+        pl.lit(now).dt.replace_time_zone("UTC").cast(pl.Datetime("us", "UTC")).alias("landed_at_utc"),
+    ).unique(subset=list(T.QUARANTINE.keys), keep="first", maintain_order=True)
+    lake.merge_insert(T.QUARANTINE.name, rows, T.QUARANTINE.keys, T.QUARANTINE.schema,
+                      configuration=T.QUARANTINE.configuration)
+
+
+def _finish(lake: Lake, spec: T.TableSpec, report: LandingReport, good: pl.DataFrame,
+            rejects: pl.DataFrame, day: str, now: dt.datetime, valid_rows: int | None = None) -> LandingReport:
+    """Deduplicate ``good`` on the table key, MERGE it, quarantine ``rejects``, count.
+
+    ``valid_rows`` is the number of accepted records before any earlier deduplication
+    (defaults to ``good.height``); everything accepted but not inserted is a duplicate.
+    """
+    unique = good.sort("source_file", "line_no").unique(subset=list(spec.keys), keep="first", maintain_order=True)
+    inserted = lake.merge_insert(spec.name, unique, spec.keys, spec.schema, configuration=spec.configuration)
+    _quarantine(lake, report.source, day, rejects, now)
+    report.landed = inserted
+    report.duplicates = (good.height if valid_rows is None else valid_rows) - inserted
+    report.quarantined = rejects.height
+    report.reasons = dict(sorted(rejects.group_by("reason").len().iter_rows())) if rejects.height else {}
+    report.table_version = lake.version(spec.name)
+    return report.check()
+
+
+def land_inverter(lake: Lake, landing_root: Path, day: str, now: dt.datetime | None = None) -> LandingReport:
+    """Land ``<landing>/inverter/<day>/*.jsonl`` into ``bronze/inverter_readings``.
+
+    Remote IPs go to ``restricted/inverter_ips`` (per system, day and address), never into
+    the measurement table.
+    """
+    now = now or _utc_now()
+    files = landing_files(landing_root, "inverter", day)
+    report = LandingReport("inverter", day, files=len(files))
+    lines, enc_rejects = read_lines(files)
+    report.records = lines.height + enc_rejects.height
+    parsed = parse_inverter_lines(lines, _systems(lake).select("serial", "system_id"), now)
+    good = parsed.good.sort("source_file", "line_no").unique(
+        subset=list(T.INVERTER_READINGS.keys), keep="first", maintain_order=True)
+    flagged = flag_inverter_readings(good, _last_counter_before(lake, good))
+    flagged = _stamp(flagged, now)
+    report.corrected = int(flagged.get_column("unit_corrected").sum())
+    report.counter_resets = int(flagged.get_column("counter_reset").sum())
+    _land_ips(lake, flagged)
+    rejects = pl.concat([enc_rejects, parsed.rejects])
+    return _finish(lake, T.INVERTER_READINGS, report, flagged, rejects, day, now, valid_rows=parsed.good.height)
+
+
+def _last_counter_before(lake: Lake, batch: pl.DataFrame) -> pl.DataFrame | None:
+    """Per system, the last landed reading before this batch (to see resets at the boundary)."""
+    if batch.height == 0 or not lake.exists(T.INVERTER_READINGS.name):
+        return None
+    first_ts = batch.get_column("ts_utc").min()
+    first_day = first_ts.date()
+    return (
+        lake.scan(T.INVERTER_READINGS.name)
+        .filter(pl.col("day").is_between(first_day - dt.timedelta(days=1), first_day),
+                pl.col("ts_utc") < first_ts)
+        .select("system_id", "ts_utc", "ac_energy_total_kwh")
+        .sort("ts_utc")
+        .group_by("system_id")
+        .last()
+        .collect()
+    )
+
+
+def _land_ips(lake: Lake, readings: pl.DataFrame) -> None:
+    ips = (
+        readings.filter(pl.col("remote_ip").is_not_null())
+        .group_by("system_id", "day", "remote_ip")
+        .agg(pl.col("ts_utc").min().alias("first_seen_utc"), pl.col("ts_utc").max().alias("last_seen_utc"))
+    )
+    if ips.height == 0:
+        return
+    lake.merge_upsert(
+        T.INVERTER_IPS.name, ips, T.INVERTER_IPS.keys, T.INVERTER_IPS.schema,
+        updates={"first_seen_utc": "least(t.first_seen_utc, s.first_seen_utc)",
+                 "last_seen_utc": "greatest(t.last_seen_utc, s.last_seen_utc)"},
+        configuration=T.INVERTER_IPS.configuration,
+    )
+
+
+def land_meter(lake: Lake, landing_root: Path, day: str, now: dt.datetime | None = None) -> LandingReport:
+    """Land ``<landing>/meter/<day>/<em_id>.p1`` DSMR 5 day files into ``bronze/meter_readings``.
+
+    Every telegram's CRC16 is checked by the vectorised parser (:mod:`wattlake.parsing.p1`).
+    """
+    from wattlake.parsing.p1 import parse_p1
+
+    now = now or _utc_now()
+    files = landing_files(landing_root, "meter", day)
+    report = LandingReport("meter", day, files=len(files))
+    texts = read_text_files(files)
+    readings, p1_rejects = parse_p1(texts.get_column("text").to_list(), texts.get_column("source_file").to_list())
+    report.records = readings.height + p1_rejects.height
+    systems = _systems(lake).select("meter_id", "system_id")
+    limit = now + dt.timedelta(minutes=10)
+    frame = readings.join(systems, on="meter_id", how="left").with_columns(
+        pl.when(pl.col("system_id").is_null()).then(pl.lit("unknown_meter"))
+        .when(pl.col("ts_utc") > pl.lit(limit).dt.replace_time_zone("UTC")).then(pl.lit("future_timestamp"))
+        .otherwise(None).alias("_reason")
+    )
+    bad = pl.col("_reason").is_not_null()
+    rejects = pl.concat([
+        p1_rejects.select("source_file", "line_no", "raw_text", "reason"),
+        rejects_from(frame.filter(bad), pl.col("_reason"), raw_col="raw_telegram"),
+    ])
+    good = _stamp(frame.filter(~bad), now)
+    return _finish(lake, T.METER_READINGS, report, good, rejects, day, now)
+
+
+def land_device(lake: Lake, landing_root: Path, day: str, now: dt.datetime | None = None) -> LandingReport:
+    """Land ``<landing>/device/<day>/<em_id>.jsonl`` into ``bronze/device_readings``."""
+    now = now or _utc_now()
+    files = landing_files(landing_root, "device", day)
+    report = LandingReport("device", day, files=len(files))
+    lines, enc_rejects = read_lines(files)
+    report.records = lines.height + enc_rejects.height
+    parsed = parse_device_lines(lines, _systems(lake).select("em_id", "system_id"), now)
+    rejects = pl.concat([enc_rejects, parsed.rejects])
+    return _finish(lake, T.DEVICE_READINGS, report, _stamp(parsed.good, now), rejects, day, now)
+
+
+def land_weather(lake: Lake, landing_root: Path, day: str, now: dt.datetime | None = None) -> LandingReport:
+    """Land ``<landing>/weather/<day>/*.txt`` (KNMI hourly layout) into ``bronze/weather``."""
+    now = now or _utc_now()
+    files = landing_files(landing_root, "weather", day)
+    report = LandingReport("weather", day, files=len(files))
+    lines, enc_rejects = read_lines(files)
+    stations = lake.read(T.STATIONS.name).get_column("station_id") if lake.exists(T.STATIONS.name) else None
+    parsed: Parsed = parse_knmi_lines(lines, stations)
+    report.records = parsed.records + enc_rejects.height
+    rejects = pl.concat([enc_rejects, parsed.rejects])
+    return _finish(lake, T.WEATHER, report, _stamp(parsed.good, now), rejects, day, now)
+
+
+LANDERS = {"inverter": land_inverter, "meter": land_meter, "device": land_device, "weather": land_weather}
+
+
+def land(lake: Lake, landing_root: Path, source: str, day: str, now: dt.datetime | None = None) -> LandingReport:
+    """Land one source for one landing day; see the module docstring."""
+    report = LANDERS[source](lake, Path(landing_root), day, now)
+    log.info(report.summary())
+    return report

@@ -1,0 +1,55 @@
+"""Energy-manager device readings (EV charger, heat pump; JSON lines) -> typed readings.
+
+A line: ``device_id``, ``device_type`` (``ev_charger`` | ``heat_pump``), ``ts`` (ISO 8601 with
+offset), ``power_w`` [W], ``energy_total_kwh`` [kWh, lifetime counter]. The file name is the
+energy manager's id (``<em_id>.jsonl``), which the registry maps to a system.
+
+Reasons: ``invalid_json``, ``missing_field:<name>``, ``invalid_timestamp``,
+``unknown_device_type``, ``unknown_energy_manager``, ``future_timestamp``, ``negative_power``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import polars as pl
+
+from wattlake.parsing.inverter import FUTURE_TOLERANCE, first_reason, parse_iso_utc, utc_offset_minutes
+from wattlake.parsing.lines import Parsed, decode_json_lines, rejects_from
+
+DEVICE_TYPES = ("ev_charger", "heat_pump")
+LINE_TYPE = pl.Struct({
+    "device_id": pl.Utf8, "device_type": pl.Utf8, "ts": pl.Utf8,
+    "power_w": pl.Float64, "energy_total_kwh": pl.Float64,
+})
+REQUIRED = ("device_type", "ts", "power_w", "energy_total_kwh")
+
+
+def parse_device_lines(lines: pl.DataFrame, em_to_system: pl.DataFrame, now_utc: dt.datetime) -> Parsed:
+    """Decode and validate device lines; ``em_to_system`` maps ``em_id`` -> ``system_id``.
+
+    ``good`` columns: system_id, device_type, ts_utc, utc_offset_min, power_w [W],
+    energy_total_kwh [kWh], source_file, line_no.
+    """
+    decoded, rejects = decode_json_lines(lines, LINE_TYPE)
+    frame = decoded.with_columns(
+        parse_iso_utc("ts").alias("ts_utc"),
+        utc_offset_minutes("ts").alias("utc_offset_min"),
+        pl.col("source_file").str.extract(r"([^/]+)\.jsonl$").alias("em_id"),
+    ).join(em_to_system.select("em_id", "system_id"), on="em_id", how="left")
+    limit = pl.lit(now_utc + FUTURE_TOLERANCE).dt.replace_time_zone("UTC").cast(pl.Datetime("us", "UTC"))
+    checks = [(pl.col(f).is_null(), f"missing_field:{f}") for f in REQUIRED]
+    checks += [
+        (pl.col("ts_utc").is_null(), "invalid_timestamp"),
+        (~pl.col("device_type").is_in(DEVICE_TYPES), "unknown_device_type"),
+        (pl.col("system_id").is_null(), "unknown_energy_manager"),
+        (pl.col("ts_utc") > limit, "future_timestamp"),
+        (pl.col("power_w") < 0, "negative_power"),
+    ]
+    frame = frame.with_columns(first_reason(checks).alias("_reason"))
+    bad = pl.col("_reason").is_not_null()
+    good = frame.filter(~bad).select(
+        "system_id", "device_type", "ts_utc", "utc_offset_min", "power_w", "energy_total_kwh",
+        "source_file", "line_no",
+    )
+    return Parsed(good, pl.concat([rejects, rejects_from(frame.filter(bad), pl.col("_reason"))]), lines.height)

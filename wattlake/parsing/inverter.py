@@ -1,0 +1,152 @@
+"""Inverter communication-stick messages (JSON lines) -> typed readings, vectorised.
+
+A message: ``serial``, ``ts`` (ISO 8601 with UTC offset or ``Z``), ``remote_ip``,
+``ac_power_w`` [W], ``ac_energy_total_kwh`` [kWh, lifetime counter], ``dc`` (list of
+``{mppt, voltage_v [V], current_a [A]}``), ``temperature_c`` [degC], ``status``.
+
+Decisions (each rejected record gets one reason, first that applies):
+
+==========================  ==========================================================
+``invalid_json``            not a JSON object, or a value of the wrong type
+``missing_field:<name>``    serial, ts, ac_power_w or ac_energy_total_kwh absent/null
+``invalid_timestamp``       ts not ISO 8601 with an offset (a naive local time is
+                            ambiguous around DST, so it is never guessed)
+``unknown_serial``          serial not in ``restricted/systems``
+``future_timestamp``        ts more than :data:`FUTURE_TOLERANCE` after landing time
+``negative_power``          ac_power_w below :data:`NEGATIVE_POWER_TOLERANCE_W`
+==========================  ==========================================================
+
+Accepted readings are flagged, not altered, except one documented correction:
+``unit_corrected`` — ac_power_w sent in kW (a known stick firmware bug) is detected from the
+energy counter and multiplied by 1000; ``counter_reset`` — the lifetime counter went down
+(firmware swap), so downstream energy must not difference across this reading.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import polars as pl
+
+from wattlake.parsing.lines import Parsed, decode_json_lines, rejects_from
+
+FUTURE_TOLERANCE = dt.timedelta(minutes=10)
+#: below this ac_power_w is an error, not night-time standby draw [W]
+NEGATIVE_POWER_TOLERANCE_W = -5.0
+#: a counter drop larger than this is a reset; smaller ones are rounding of the stick [kWh]
+COUNTER_RESET_TOLERANCE_KWH = 0.01
+
+MESSAGE_TYPE = pl.Struct({
+    "serial": pl.Utf8,
+    "ts": pl.Utf8,
+    "remote_ip": pl.Utf8,
+    "ac_power_w": pl.Float64,
+    "ac_energy_total_kwh": pl.Float64,
+    "dc": pl.List(pl.Struct({"mppt": pl.Int8, "voltage_v": pl.Float64, "current_a": pl.Float64})),
+    "temperature_c": pl.Float64,
+    "status": pl.Utf8,
+})
+REQUIRED = ("serial", "ts", "ac_power_w", "ac_energy_total_kwh")
+
+
+def parse_iso_utc(col: str) -> pl.Expr:
+    """ISO 8601 text with an offset (or ``Z``) -> UTC timestamp [us]; null if no offset."""
+    return pl.col(col).str.strip_chars().str.to_datetime("%+", strict=False, time_zone="UTC", time_unit="us")
+
+
+def utc_offset_minutes(col: str) -> pl.Expr:
+    """The UTC offset the sender wrote, in minutes (``Z`` -> 0)."""
+    m = pl.col(col).str.strip_chars().str.extract_groups(r"([+-])(\d{2}):?(\d{2})$")
+    sign = pl.when(m.struct.field("1") == "-").then(-1).otherwise(1)
+    minutes = m.struct.field("2").cast(pl.Int16) * 60 + m.struct.field("3").cast(pl.Int16)
+    return (pl.when(pl.col(col).str.strip_chars().str.ends_with("Z")).then(0)
+            .otherwise(sign * minutes)).cast(pl.Int16)
+
+
+def first_reason(checks: list[tuple[pl.Expr, str]]) -> pl.Expr:
+    """The reason of the first failing check per row, or null if all pass."""
+    expr = pl.lit(None, dtype=pl.Utf8)
+    for failed, reason in reversed(checks):
+        expr = pl.when(failed).then(pl.lit(reason)).otherwise(expr)
+    return expr
+
+
+def parse_inverter_lines(lines: pl.DataFrame, serial_to_system: pl.DataFrame,
+                         now_utc: dt.datetime) -> Parsed:
+    """Decode and validate inverter message lines.
+
+    Parameters
+    ----------
+    lines : DataFrame
+        ``source_file``, ``line_no``, ``raw`` (one JSON object per line).
+    serial_to_system : DataFrame
+        ``serial`` -> ``system_id`` from ``restricted/systems``.
+    now_utc : datetime
+        Landing time; readings later than this plus :data:`FUTURE_TOLERANCE` are rejected.
+
+    Returns
+    -------
+    Parsed
+        ``good``: system_id, ts_utc, utc_offset_min, ac_power_w [W], ac_energy_total_kwh
+        [kWh], dc, temperature_c [degC], status, remote_ip, source_file, line_no.
+    """
+    decoded, rejects = decode_json_lines(lines, MESSAGE_TYPE)
+    frame = decoded.with_columns(
+        parse_iso_utc("ts").alias("ts_utc"),
+        utc_offset_minutes("ts").alias("utc_offset_min"),
+    ).join(serial_to_system.select("serial", "system_id"), on="serial", how="left")
+    limit = pl.lit(now_utc + FUTURE_TOLERANCE).dt.replace_time_zone("UTC").cast(pl.Datetime("us", "UTC"))
+    checks = [(pl.col(f).is_null(), f"missing_field:{f}") for f in REQUIRED]
+    checks += [
+        (pl.col("ts_utc").is_null(), "invalid_timestamp"),
+        (pl.col("system_id").is_null(), "unknown_serial"),
+        (pl.col("ts_utc") > limit, "future_timestamp"),
+        (pl.col("ac_power_w") < NEGATIVE_POWER_TOLERANCE_W, "negative_power"),
+    ]
+    frame = frame.with_columns(first_reason(checks).alias("_reason"))
+    bad = pl.col("_reason").is_not_null()
+    good = frame.filter(~bad).select(
+        "system_id", "ts_utc", "utc_offset_min", "ac_power_w", "ac_energy_total_kwh", "dc",
+        "temperature_c", "status", "remote_ip", "source_file", "line_no",
+    )
+    all_rejects = pl.concat([rejects, rejects_from(frame.filter(bad), pl.col("_reason"))])
+    return Parsed(good, all_rejects, lines.height)
+
+
+def flag_inverter_readings(readings: pl.DataFrame, previous: pl.DataFrame | None = None) -> pl.DataFrame:
+    """Add ``counter_reset`` and ``unit_corrected``; correct kW-reported power to W.
+
+    Readings must be unique per (system_id, ts_utc). ``previous`` (optional) holds the last
+    landed reading per system before this batch (system_id, ts_utc, ac_energy_total_kwh), so
+    a reset at a batch boundary is also seen.
+
+    kW detection: between consecutive readings of a system the counter gives the mean power
+    ``1000 * d_kwh / d_h`` [W]. For an honest reading the ratio implied / reported is near 1;
+    for one sent in kW it is near 1000. A reading is corrected when the ratio lies in
+    [300, 3000], the reported value is below 50 and the counter implies more than 20 W (the
+    counter's 1 Wh resolution is +-12 W over 5 minutes, so lower powers are not judged).
+    """
+    cols = readings.columns
+    base = readings.with_columns(pl.lit(False).alias("_prev"))
+    if previous is not None and previous.height:
+        prev = previous.select("system_id", "ts_utc", "ac_energy_total_kwh").with_columns(pl.lit(True).alias("_prev"))
+        base = pl.concat([base, prev], how="diagonal_relaxed")
+    w = base.sort("system_id", "ts_utc").with_columns(
+        pl.col("ac_energy_total_kwh").shift(1).over("system_id").alias("_e0"),
+        pl.col("ts_utc").shift(1).over("system_id").alias("_t0"),
+    )
+    hours = (pl.col("ts_utc") - pl.col("_t0")).dt.total_seconds() / 3600.0
+    implied_w = (pl.col("ac_energy_total_kwh") - pl.col("_e0")) * 1000.0 / hours
+    ratio = implied_w / pl.col("ac_power_w")
+    kw = (
+        (pl.col("ac_power_w") > 0) & (pl.col("ac_power_w") < 50) & (implied_w > 20)
+        & (hours <= 0.25) & ratio.is_between(300, 3000)
+    ).fill_null(False)
+    reset = (pl.col("ac_energy_total_kwh") < pl.col("_e0") - COUNTER_RESET_TOLERANCE_KWH).fill_null(False)
+    out = w.filter(~pl.col("_prev")).with_columns(
+        reset.alias("counter_reset"),
+        kw.alias("unit_corrected"),
+    ).with_columns(
+        pl.when(pl.col("unit_corrected")).then(pl.col("ac_power_w") * 1000.0).otherwise(pl.col("ac_power_w")).alias("ac_power_w"),
+    )
+    return out.select(*cols, "counter_reset", "unit_corrected")

@@ -1,0 +1,180 @@
+"""The table catalogue: every Delta table's schema, natural key and partitioning.
+
+Units are in column names (``_w``, ``_kwh``, ``_w_m2``, ``_c``, ``_m_s``, ``_m3``); times are
+UTC (``_utc``); ``day`` is the UTC calendar date of the reading and the partition column of
+every time-series table.
+
+Column statistics: Delta writes per-file min/max values of columns into ``_delta_log`` JSON,
+where a DELETE cannot reach them. Each table therefore lists the only columns that get
+statistics (``delta.dataSkippingStatsColumns``): dates, timestamps and pseudonymous ids,
+never personal data or raw text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+UTC_TS = pa.timestamp("us", tz="UTC")
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """Schema and layout of one Delta table."""
+
+    name: str
+    schema: pa.Schema
+    keys: tuple[str, ...]
+    partition_by: str | None
+    stats_columns: tuple[str, ...]
+    description: str
+
+    @property
+    def configuration(self) -> dict[str, str]:
+        return {"delta.dataSkippingStatsColumns": ",".join(self.stats_columns)}
+
+
+def _schema(*fields: tuple[str, pa.DataType]) -> pa.Schema:
+    return pa.schema([pa.field(n, t) for n, t in fields])
+
+
+DC_TYPE = pa.list_(pa.struct([("mppt", pa.int8()), ("voltage_v", pa.float64()), ("current_a", pa.float64())]))
+
+_LINEAGE = (("source_file", pa.string()), ("line_no", pa.int32()), ("landed_at_utc", UTC_TS))
+
+INVERTER_READINGS = TableSpec(
+    "bronze/inverter_readings",
+    _schema(
+        ("system_id", pa.string()), ("ts_utc", UTC_TS), ("day", pa.date32()),
+        ("ac_power_w", pa.float64()), ("ac_energy_total_kwh", pa.float64()),
+        ("dc", DC_TYPE), ("temperature_c", pa.float64()), ("status", pa.string()),
+        ("utc_offset_min", pa.int16()),
+        ("counter_reset", pa.bool_()), ("unit_corrected", pa.bool_()),
+        *_LINEAGE,
+    ),
+    keys=("system_id", "ts_utc"), partition_by="day", stats_columns=("day", "ts_utc", "system_id"),
+    description="Inverter stick messages (5-min), typed, deduplicated on (system_id, ts_utc). "
+    "counter_reset marks a lifetime-counter restart; unit_corrected marks ac_power_w sent in kW "
+    "and multiplied by 1000.",
+)
+
+INVERTER_IPS = TableSpec(
+    "restricted/inverter_ips",
+    _schema(("system_id", pa.string()), ("day", pa.date32()), ("remote_ip", pa.string()),
+            ("first_seen_utc", UTC_TS), ("last_seen_utc", UTC_TS)),
+    keys=("system_id", "day", "remote_ip"), partition_by="day", stats_columns=("day",),
+    description="Remote IP addresses the inverter sticks connected from, per system and day "
+    "(personal data: kept apart from measurements; retention truncates and removes them).",
+)
+
+METER_READINGS = TableSpec(
+    "bronze/meter_readings",
+    _schema(
+        ("system_id", pa.string()), ("ts_utc", UTC_TS), ("day", pa.date32()),
+        ("imported_t1_kwh", pa.float64()), ("imported_t2_kwh", pa.float64()),
+        ("exported_t1_kwh", pa.float64()), ("exported_t2_kwh", pa.float64()),
+        ("active_tariff", pa.int8()), ("power_imported_kw", pa.float64()), ("power_exported_kw", pa.float64()),
+        ("voltage_l1_v", pa.float64()), ("current_l1_a", pa.float64()),
+        ("power_failures", pa.int32()), ("long_power_failures", pa.int32()),
+        ("gas_m3", pa.float64()), ("gas_ts_utc", UTC_TS), ("dst_flag", pa.string()),
+        ("dsmr_version", pa.string()), ("raw_telegram", pa.string()),
+        ("source_file", pa.string()), ("telegram_no", pa.int32()), ("line_no", pa.int32()),
+        ("landed_at_utc", UTC_TS),
+    ),
+    keys=("system_id", "ts_utc"), partition_by="day", stats_columns=("day", "ts_utc", "system_id"),
+    description="DSMR 5 P1 telegrams (15-min), CRC-checked, deduplicated on (system_id, ts_utc); "
+    "the raw telegram text is kept for 90 days (retention).",
+)
+
+DEVICE_READINGS = TableSpec(
+    "bronze/device_readings",
+    _schema(
+        ("system_id", pa.string()), ("device_type", pa.string()), ("ts_utc", UTC_TS), ("day", pa.date32()),
+        ("power_w", pa.float64()), ("energy_total_kwh", pa.float64()), ("utc_offset_min", pa.int16()),
+        *_LINEAGE,
+    ),
+    keys=("system_id", "device_type", "ts_utc"), partition_by="day",
+    stats_columns=("day", "ts_utc", "system_id"),
+    description="EV charger and heat pump readings reported by the energy manager, deduplicated on "
+    "(system_id, device_type, ts_utc).",
+)
+
+WEATHER = TableSpec(
+    "bronze/weather",
+    _schema(
+        ("station_id", pa.int32()), ("ts_utc", UTC_TS), ("day", pa.date32()),
+        ("ghi_w_m2", pa.float64()), ("temp_air_c", pa.float64()), ("wind_speed_m_s", pa.float64()),
+        *_LINEAGE,
+    ),
+    keys=("station_id", "ts_utc"), partition_by="day", stats_columns=("day", "ts_utc", "station_id"),
+    description="Hourly KNMI station observations; ts_utc is the START of the hour, values are hourly "
+    "means (GHI from the hourly sum Q in J/cm2). Blank KNMI fields stay null (station gaps).",
+)
+
+QUARANTINE = TableSpec(
+    "bronze/quarantine",
+    _schema(
+        ("source", pa.string()), ("source_file", pa.string()), ("line_no", pa.int32()),
+        ("reason", pa.string()), ("raw_text", pa.string()), ("day", pa.date32()),
+        ("landed_at_utc", UTC_TS),
+    ),
+    keys=("source_file", "line_no"), partition_by="day", stats_columns=("day", "source"),
+    description="Every rejected input record with its source file, line, reason and raw text; day is "
+    "the landing partition that read it. Raw text is kept for 90 days (retention).",
+)
+
+SYSTEMS = TableSpec(
+    "restricted/systems",
+    _schema(
+        ("system_id", pa.string()), ("subject_id", pa.string()), ("serial", pa.string()),
+        ("meter_id", pa.string()), ("gas_meter_id", pa.string()), ("em_id", pa.string()),
+        ("lat", pa.float64()), ("lon", pa.float64()), ("postcode", pa.string()),
+        ("kwp", pa.float64()), ("tilt_deg", pa.float64()), ("azimuth_deg", pa.float64()),
+        ("inverter_brand", pa.string()), ("inverter_model", pa.string()), ("inverter_ac_kw", pa.float64()),
+        ("n_strings", pa.int8()), ("install_date", pa.date32()), ("guarantee_start", pa.date32()),
+        ("guarantee_kwh_per_year", pa.float64()), ("insurer", pa.string()), ("policy_number", pa.string()),
+        ("installer_id", pa.string()), ("has_ev_charger", pa.bool_()), ("has_heat_pump", pa.bool_()),
+        ("station_id", pa.int32()),
+    ),
+    keys=("system_id",), partition_by=None, stats_columns=(),
+    description="PV systems: metadata, device identifiers and contract terms (personal data: exact "
+    "location, serials). The only link from system_id to a person.",
+)
+
+SUBJECTS = TableSpec(
+    "restricted/subjects",
+    _schema(
+        ("subject_id", pa.string()), ("name", pa.string()), ("street", pa.string()),
+        ("house_number", pa.string()), ("postcode", pa.string()), ("city", pa.string()),
+        ("email", pa.string()), ("phone", pa.string()), ("iban", pa.string()),
+        ("consent_research", pa.bool_()), ("restricted", pa.bool_()), ("objected", pa.bool_()),
+        ("created_at", pa.string()),
+    ),
+    keys=("subject_id",), partition_by=None, stats_columns=(),
+    description="Data subjects (customers): name, address, contact, bank details and their consent, "
+    "restriction and objection flags.",
+)
+
+INSTALLATION_PHOTOS = TableSpec(
+    "restricted/installation_photos",
+    _schema(("system_id", pa.string()), ("file_name", pa.string()), ("sha256", pa.string())),
+    keys=("system_id", "file_name"), partition_by=None, stats_columns=(),
+    description="Installer's photographic proof of a quality installation (file and SHA-256).",
+)
+
+STATIONS = TableSpec(
+    "bronze/weather_stations",
+    _schema(("station_id", pa.int32()), ("name", pa.string()), ("lat", pa.float64()), ("lon", pa.float64())),
+    keys=("station_id",), partition_by=None, stats_columns=("station_id",),
+    description="KNMI weather stations and their coordinates.",
+)
+
+TABLES: dict[str, TableSpec] = {
+    t.name: t
+    for t in (INVERTER_READINGS, METER_READINGS, DEVICE_READINGS, WEATHER, QUARANTINE, STATIONS,
+              SYSTEMS, SUBJECTS, INSTALLATION_PHOTOS, INVERTER_IPS)
+}
+
+#: tables that hold personal data; everything else must be free of it
+RESTRICTED = tuple(name for name in TABLES if name.startswith("restricted/"))
