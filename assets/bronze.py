@@ -43,29 +43,36 @@ def _land_range(context: dg.AssetExecutionContext, source: str, lake: LakeResour
     return dg.MaterializeResult(metadata=_metadata(reports))
 
 
-def _bronze_asset(spec: T.TableSpec, source: str, deps: list[str], extra_desc: str = ""):
-    @dg.asset(
-        key=key(spec.name),
-        name=None,
-        description=spec.description + extra_desc,
-        group_name="bronze",
+def _bronze_asset(spec: T.TableSpec, source: str, deps: list[str], also: tuple[T.TableSpec, ...] = ()):
+    """A partitioned landing asset for one source; ``also`` names tables the same step writes."""
+    specs = [
+        dg.AssetSpec(key(t.name), description=t.description,
+                     group_name="restricted" if t.name.startswith("restricted/") else "bronze",
+                     deps=[key(d) for d in deps],
+                     metadata={"table": t.name, "keys": list(t.keys), "partition_column": t.partition_by},
+                     kinds={"deltalake", "polars"})
+        for t in (spec, *also)
+    ]
+
+    @dg.multi_asset(
+        name=spec.name.replace("/", "__"),
+        specs=specs,
         partitions_def=daily,
         backfill_policy=dg.BackfillPolicy.single_run(),
-        deps=[key(d) for d in deps],
-        metadata={"table": spec.name, "keys": list(spec.keys), "partition_column": spec.partition_by},
-        kinds={"deltalake", "polars"},
+        can_subset=False,
         pool=f"lake_{source}",
     )
     def _asset(context: dg.AssetExecutionContext, lake: LakeResource, landing: LandingResource):
-        return _land_range(context, source, lake, landing)
+        result = _land_range(context, source, lake, landing)
+        yield dg.MaterializeResult(asset_key=key(spec.name), metadata=result.metadata)
+        for t in also:
+            yield dg.MaterializeResult(asset_key=key(t.name),
+                                       metadata={"delta_version": lake.lake().version(t.name)})
 
-    _asset.__name__ = spec.name.replace("/", "__")
     return _asset
 
 
-inverter_readings = _bronze_asset(
-    T.INVERTER_READINGS, "inverter", [T.SYSTEMS.name],
-    " Remote IPs are written to restricted/inverter_ips by the same step.")
+inverter_readings = _bronze_asset(T.INVERTER_READINGS, "inverter", [T.SYSTEMS.name], also=(T.INVERTER_IPS,))
 meter_readings = _bronze_asset(T.METER_READINGS, "meter", [T.SYSTEMS.name])
 device_readings = _bronze_asset(T.DEVICE_READINGS, "device", [T.SYSTEMS.name])
 weather = _bronze_asset(T.WEATHER, "weather", [T.STATIONS.name])

@@ -55,7 +55,7 @@ def materialize_all(start: str, end: str, instance=None, lake_root: str | None =
     reg = dg.materialize([registry], resources=resources, instance=instance, raise_on_error=True)
     bronze = dg.materialize(
         BRONZE_ASSETS, resources=resources, instance=instance, raise_on_error=True,
-        selection=dg.AssetSelection.assets(*[a.key for a in BRONZE_ASSETS]),
+        selection=dg.AssetSelection.all(),
         tags={"dagster/asset_partition_range_start": start, "dagster/asset_partition_range_end": end},
     )
     return reg, bronze

@@ -14,7 +14,8 @@ registry_job = dg.define_asset_job(
 
 land_job = dg.define_asset_job(
     "land_bronze",
-    selection=dg.AssetSelection.groups("bronze") - dg.AssetSelection.assets(["bronze", "weather_stations"]),
+    selection=(dg.AssetSelection.groups("bronze") - dg.AssetSelection.assets(["bronze", "weather_stations"]))
+    .required_multi_asset_neighbors(),
     partitions_def=daily,
     description="Land one landing day of inverter, meter, device and weather files into bronze.",
 )

@@ -99,10 +99,24 @@ def _stamp(frame: pl.DataFrame, now: dt.datetime) -> pl.DataFrame:
     )
 
 
+#: a JSON ``"remote_ip": "..."`` pair, complete or cut off by truncation
+_REMOTE_IP = r'("remote_ip"\s*:\s*")[^"]*("?)'
+
+
+def redact_raw(raw: pl.Expr) -> pl.Expr:
+    """Quarantine raw text without personal data: the remote IP is replaced by ``redacted``.
+
+    IP addresses live only in ``restricted/inverter_ips``; a rejected record is diagnosable
+    without it.
+    """
+    return raw.str.replace_all(_REMOTE_IP, "${1}redacted${2}")
+
+
 def _quarantine(lake: Lake, source: str, day: str, rejects: pl.DataFrame, now: dt.datetime) -> None:
     if rejects.height == 0:
         return
     rows = rejects.with_columns(
+        redact_raw(pl.col("raw_text")).alias("raw_text"),
         pl.lit(source).alias("source"),
         pl.lit(dt.date.fromisoformat(day)).alias("day"),
         pl.lit(now).dt.replace_time_zone("UTC").cast(pl.Datetime("us", "UTC")).alias("landed_at_utc"),
