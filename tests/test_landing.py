@@ -53,7 +53,7 @@ def test_design_tables_exist_and_read_with_deltalake_duckdb_and_polars(landed):
         dt_ = DeltaTable(lake.uri(name))
         n_delta = dt_.to_pyarrow_table().num_rows
         ds = dt_.to_pyarrow_dataset()  # noqa: F841 - DuckDB reads the Arrow dataset by name
-        n_duck = duckdb.sql("select count(*) from ds").fetchone()[0]
+        n_duck = duckdb.sql("select count(*) from ds").fetchall()[0][0]
         n_polars = pl.scan_delta(lake.uri(name)).select(pl.len()).collect().item()
         assert n_delta == n_duck == n_polars
         if name != "bronze/quarantine":

@@ -138,3 +138,16 @@ def test_read_lines_counts_records_and_rejects_bad_encoding(tmp_path):
     good, rej = read_lines([("a.jsonl", f)])
     assert good["line_no"].to_list() == [1, 3] and good["raw"].to_list() == ['{"a": 1}', '{"a": 2}']
     assert rej.select("line_no", "reason").rows() == [(4, "invalid_encoding")]
+
+
+def test_low_power_readings_follow_the_days_kw_verdict():
+    # a kW day: dawn readings of 10 W (0.010 "kW") cannot be judged from the 1 Wh counter alone
+    energies = [10.0, 10.001, 10.002, 10.202, 10.402, 10.602, 10.603]
+    powers = [0.0, 0.010, 0.010, 2.4, 2.4, 2.4, 0.012]
+    out = flag_inverter_readings(series(powers, energies))
+    assert out["unit_corrected"].to_list() == [False, True, True, True, True, True, True]
+    assert out["ac_power_w"].to_list()[1] == pytest.approx(10.0)
+    # an honest day: the same dawn values in W stay uncorrected
+    energies = [10.0, 10.001, 10.002, 10.202, 10.402]
+    out = flag_inverter_readings(series([0.0, 10.0, 10.0, 2400.0, 2400.0], energies))
+    assert not out["unit_corrected"].any()

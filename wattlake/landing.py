@@ -216,6 +216,8 @@ def land_meter(lake: Lake, landing_root: Path, day: str, now: dt.datetime | None
     systems = _systems(lake).select("meter_id", "system_id")
     limit = now + dt.timedelta(minutes=10)
     frame = readings.join(systems, on="meter_id", how="left").with_columns(
+        # the DSMR season flag of 0-0:1.0.0 (S = summer time, W = winter time), kept for audit
+        pl.col("raw_telegram").str.extract(r"0-0:1\.0\.0\(\d{12}([SW])\)").alias("dst_flag"),
         pl.when(pl.col("system_id").is_null()).then(pl.lit("unknown_meter"))
         .when(pl.col("ts_utc") > pl.lit(limit).dt.replace_time_zone("UTC")).then(pl.lit("future_timestamp"))
         .otherwise(None).alias("_reason")

@@ -122,9 +122,11 @@ def flag_inverter_readings(readings: pl.DataFrame, previous: pl.DataFrame | None
 
     kW detection: between consecutive readings of a system the counter gives the mean power
     ``1000 * d_kwh / d_h`` [W]. For an honest reading the ratio implied / reported is near 1;
-    for one sent in kW it is near 1000. A reading is corrected when the ratio lies in
-    [300, 3000], the reported value is below 50 and the counter implies more than 20 W (the
-    counter's 1 Wh resolution is +-12 W over 5 minutes, so lower powers are not judged).
+    for one sent in kW it is near 1000. Where the counter implies more than 20 W the reading
+    is judged on its own (kW when the ratio lies in [300, 3000]); below that the counter's
+    1 Wh resolution (+-12 W over 5 minutes) cannot tell, so readings between 0 and 50 follow the
+    verdict of the judged readings of the same system and UTC day (the firmware bug affects a
+    stick for whole days).
     """
     cols = readings.columns
     base = readings.with_columns(pl.lit(False).alias("_prev"))
@@ -137,11 +139,14 @@ def flag_inverter_readings(readings: pl.DataFrame, previous: pl.DataFrame | None
     )
     hours = (pl.col("ts_utc") - pl.col("_t0")).dt.total_seconds() / 3600.0
     implied_w = (pl.col("ac_energy_total_kwh") - pl.col("_e0")) * 1000.0 / hours
-    ratio = implied_w / pl.col("ac_power_w")
-    kw = (
-        (pl.col("ac_power_w") > 0) & (pl.col("ac_power_w") < 50) & (implied_w > 20)
-        & (hours <= 0.25) & ratio.is_between(300, 3000)
-    ).fill_null(False)
+    small = (pl.col("ac_power_w") > 0) & (pl.col("ac_power_w") < 50)
+    judged = (small & (implied_w > 20) & (hours <= 0.25)).fill_null(False)
+    kw_alone = (judged & (implied_w / pl.col("ac_power_w")).is_between(300, 3000)).fill_null(False)
+    w = w.with_columns(judged.alias("_judged"), kw_alone.alias("_kw"),
+                       pl.col("ts_utc").dt.date().alias("_day"))
+    day_kw = (pl.col("_kw").sum().over("system_id", "_day")
+              > (pl.col("_judged").sum().over("system_id", "_day") / 2))
+    kw = pl.when(pl.col("_judged")).then(pl.col("_kw")).otherwise(small & day_kw).fill_null(False)
     reset = (pl.col("ac_energy_total_kwh") < pl.col("_e0") - COUNTER_RESET_TOLERANCE_KWH).fill_null(False)
     out = w.filter(~pl.col("_prev")).with_columns(
         reset.alias("counter_reset"),
