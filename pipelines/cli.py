@@ -87,10 +87,13 @@ def _print_summary(lake: Lake, bronze_result) -> None:
     from wattlake import tables as T
 
     _say("\nlanding summary (rows read = landed + duplicates + quarantined):")
+    seen = set()
     for mat in bronze_result.get_asset_materialization_events():
         m = mat.materialization
         md = {k: v.value for k, v in m.metadata.items()}
-        if "rows_read" in md:
+        # a range run reports the same run totals on every partition's event: print them once
+        if "rows_read" in md and m.asset_key not in seen:
+            seen.add(m.asset_key)
             _say(f"  {m.asset_key.to_user_string():28s} read {md['rows_read']:>10,}  landed {md['rows_landed']:>10,}"
                  f"  duplicates {md['duplicates']:>7,}  quarantined {md['quarantined']:>6,}"
                  f"  corrected {md['corrected']:>5,}")

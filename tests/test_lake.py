@@ -27,11 +27,11 @@ def rows(ids, day=dt.date(2025, 6, 1), offset=0):
 
 def test_merge_insert_is_idempotent_and_counts(local_lake):
     batch = rows(["a", "b", "c"])
-    assert local_lake.merge_insert("bronze/t", batch, ["system_id", "ts_utc"], SCHEMA, configuration=CONF) == 3
+    assert local_lake.merge_insert("bronze/t", batch, ["system_id", "ts_utc"], SCHEMA, configuration=CONF).inserted == 3
     v = local_lake.version("bronze/t")
-    assert local_lake.merge_insert("bronze/t", batch, ["system_id", "ts_utc"], SCHEMA, configuration=CONF) == 0
+    assert local_lake.merge_insert("bronze/t", batch, ["system_id", "ts_utc"], SCHEMA, configuration=CONF).inserted == 0
     more = pl.concat([batch, rows(["d"], offset=7)])
-    assert local_lake.merge_insert("bronze/t", more, ["system_id", "ts_utc"], SCHEMA, configuration=CONF) == 1
+    assert local_lake.merge_insert("bronze/t", more, ["system_id", "ts_utc"], SCHEMA, configuration=CONF).inserted == 1
     out = local_lake.read("bronze/t").sort("system_id")
     assert out.get_column("system_id").to_list() == ["a", "b", "c", "d"]
     assert local_lake.version("bronze/t") >= v

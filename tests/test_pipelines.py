@@ -72,3 +72,16 @@ def test_registry_sensor_fires_once_per_change(small_landing, monkeypatch):
 def test_jobs_resolve():
     assert defs.resolve_job_def("land_bronze").partitions_def is not None
     assert defs.resolve_job_def("refresh_registry").partitions_def is None
+
+
+def test_instance_config_loads(tmp_path):
+    import shutil
+    from pathlib import Path
+
+    shutil.copy(Path(__file__).parents[1] / "dagster.yaml", tmp_path / "dagster.yaml")
+    instance = dg.DagsterInstance.from_config(str(tmp_path))
+    try:
+        assert instance.run_coordinator is not None
+        assert instance.get_concurrency_config().pool_config.default_pool_limit == 1
+    finally:
+        instance.dispose()

@@ -22,7 +22,7 @@ import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Iterable, Mapping, NamedTuple
 
 import polars as pl
 import pyarrow as pa
@@ -31,6 +31,13 @@ from deltalake import DeltaTable, write_deltalake
 from deltalake.exceptions import CommitFailedError, TableNotFoundError
 
 DEFAULT_ROOT = "./lakehouse"
+
+
+class MergeResult(NamedTuple):
+    """Rows a MERGE inserted and the table version it committed (or found, if nothing to do)."""
+
+    inserted: int
+    version: int
 
 
 class LakeError(RuntimeError):
@@ -150,13 +157,15 @@ class Lake:
     # ------------------------------------------------------------------ writing
     def ensure(self, table: str, schema: pa.Schema, partition_by: Iterable[str] = (),
                configuration: Mapping[str, str] | None = None) -> DeltaTable:
-        """Create an empty table with ``schema`` unless it exists; return it.
+        """Open the table, creating it empty with ``schema`` if it does not exist.
 
         Two writers creating the same table at once is safe: the loser's version-0 commit
         fails on the conditional write and it then opens the winner's table.
         """
-        if self.exists(table):
-            return self.table(table)
+        try:
+            return DeltaTable(self.uri(table), storage_options=self._so())
+        except TableNotFoundError:
+            pass
         try:
             write_deltalake(
                 self.uri(table), schema.empty_table(), mode="append",
@@ -171,51 +180,59 @@ class Lake:
 
     def merge_insert(self, table: str, data: pa.Table | pl.DataFrame, keys: Iterable[str],
                      schema: pa.Schema, partition_by: str | None = "day",
-                     configuration: Mapping[str, str] | None = None) -> int:
-        """Insert rows whose natural key is not yet in the table; return rows inserted.
+                     configuration: Mapping[str, str] | None = None) -> MergeResult:
+        """Insert rows whose natural key is not yet in the table.
 
         ``data`` must already be free of duplicate keys. The MERGE predicate names the
         affected partitions as literals (so only those are scanned) and compares key columns
         between source and target: it never carries a data value other than a partition date,
         which keeps identifiers out of the transaction log (see the erasure design).
+        Returns the rows inserted and the table version after the commit.
         """
         arrow = _to_arrow(data, schema)
+        dt = self.ensure(table, schema, [partition_by] if partition_by else (), configuration)
         if arrow.num_rows == 0:
-            self.ensure(table, schema, [partition_by] if partition_by else (), configuration)
-            return 0
-        self.ensure(table, schema, [partition_by] if partition_by else (), configuration)
+            return MergeResult(0, dt.version())
         cond = " AND ".join(f"t.{k} = s.{k}" for k in keys)
         if partition_by:
-            days = pc.unique(arrow.column(partition_by)).to_pylist()
-            cond += f" AND t.{partition_by} = s.{partition_by}"
-            cond += f" AND t.{partition_by} IN ({', '.join(repr(str(d)) for d in sorted(days))})"
-        metrics = _retry_on_conflict(
-            table,
-            lambda: self.table(table).merge(arrow, predicate=cond, source_alias="s", target_alias="t")
-            .when_not_matched_insert_all()
-            .execute(),
-        )
-        return int(metrics["num_target_rows_inserted"])
+            cond += f" AND t.{partition_by} = s.{partition_by}" + _partition_literals(arrow, partition_by)
+        metrics, version = self._merge(
+            table, dt, lambda t: t.merge(arrow, predicate=cond, source_alias="s", target_alias="t")
+            .when_not_matched_insert_all())
+        return MergeResult(int(metrics["num_target_rows_inserted"]), version)
 
     def merge_upsert(self, table: str, data: pa.Table | pl.DataFrame, keys: Iterable[str],
                      schema: pa.Schema, updates: Mapping[str, str], partition_by: str | None = "day",
-                     configuration: Mapping[str, str] | None = None) -> dict:
+                     configuration: Mapping[str, str] | None = None) -> MergeResult:
         """MERGE: update matched rows with SQL ``updates`` (target ``t``, source ``s``), insert the rest."""
         arrow = _to_arrow(data, schema)
-        self.ensure(table, schema, [partition_by] if partition_by else (), configuration)
+        dt = self.ensure(table, schema, [partition_by] if partition_by else (), configuration)
         if arrow.num_rows == 0:
-            return {}
+            return MergeResult(0, dt.version())
         cond = " AND ".join(f"t.{k} = s.{k}" for k in keys)
         if partition_by:
-            days = pc.unique(arrow.column(partition_by)).to_pylist()
-            cond += f" AND t.{partition_by} IN ({', '.join(repr(str(d)) for d in sorted(days))})"
-        return _retry_on_conflict(
-            table,
-            lambda: self.table(table).merge(arrow, predicate=cond, source_alias="s", target_alias="t")
-            .when_matched_update(dict(updates))
-            .when_not_matched_insert_all()
-            .execute(),
-        )
+            cond += _partition_literals(arrow, partition_by)
+        metrics, version = self._merge(
+            table, dt, lambda t: t.merge(arrow, predicate=cond, source_alias="s", target_alias="t")
+            .when_matched_update(dict(updates)).when_not_matched_insert_all())
+        return MergeResult(int(metrics["num_target_rows_inserted"]), version)
+
+    def _merge(self, table: str, dt: DeltaTable, build, attempts: int = 8) -> tuple[dict, int]:
+        """Execute a MERGE; when a concurrent writer committed first, reopen and run it again.
+
+        MERGEs here are idempotent (insert-if-absent, least/greatest updates), so re-running
+        one against the newer table version is correct.
+        """
+        for attempt in range(attempts):
+            try:
+                metrics = build(dt).execute()
+                return metrics, dt.version()
+            except CommitFailedError:
+                if attempt == attempts - 1:
+                    raise LakeError(f"table {table!r}: gave up after {attempts} conflicting commits")
+                time.sleep(0.05 * 2**attempt * (1 + random.random()))
+                dt = self.table(table)
+        raise AssertionError("unreachable")
 
     def overwrite(self, table: str, data: pa.Table | pl.DataFrame, schema: pa.Schema,
                   partition_by: str | None = None, predicate: str | None = None,
@@ -246,19 +263,10 @@ class Lake:
         return self.storage_options or None
 
 
-def _retry_on_conflict(table: str, op, attempts: int = 8):
-    """Run a MERGE, re-running it when a concurrent writer committed first.
-
-    MERGEs here are idempotent (insert-if-absent, least/greatest updates), so re-running one
-    against the newer table version is correct.
-    """
-    for attempt in range(attempts):
-        try:
-            return op()
-        except CommitFailedError:
-            if attempt == attempts - 1:
-                raise LakeError(f"table {table!r}: gave up after {attempts} conflicting commits")
-            time.sleep(0.05 * 2**attempt * (1 + random.random()))
+def _partition_literals(arrow: pa.Table, column: str) -> str:
+    """`` AND t.<column> IN (...)`` with the batch's partition values, so MERGE prunes files."""
+    values = sorted(str(v) for v in pc.unique(arrow.column(column)).to_pylist())
+    return f" AND t.{column} IN ({', '.join(repr(v) for v in values)})"
 
 
 def _to_arrow(data: pa.Table | pl.DataFrame, schema: pa.Schema) -> pa.Table:

@@ -133,13 +133,13 @@ def _finish(lake: Lake, spec: T.TableSpec, report: LandingReport, good: pl.DataF
     (defaults to ``good.height``); everything accepted but not inserted is a duplicate.
     """
     unique = good.sort("source_file", "line_no").unique(subset=list(spec.keys), keep="first", maintain_order=True)
-    inserted = lake.merge_insert(spec.name, unique, spec.keys, spec.schema, configuration=spec.configuration)
+    inserted, version = lake.merge_insert(spec.name, unique, spec.keys, spec.schema, configuration=spec.configuration)
     _quarantine(lake, report.source, day, rejects, now)
     report.landed = inserted
     report.duplicates = (good.height if valid_rows is None else valid_rows) - inserted
     report.quarantined = rejects.height
     report.reasons = dict(sorted(rejects.group_by("reason").len().iter_rows())) if rejects.height else {}
-    report.table_version = lake.version(spec.name)
+    report.table_version = version
     return report.check()
 
 
