@@ -8,7 +8,7 @@ from assets.registry import key
 from pipelines.partitions import daily
 from pipelines.resources import LakeResource, LandingResource
 from wattlake import tables as T
-from wattlake.landing import LandingReport, land
+from wattlake.landing import LandingReport, chunk_days, land
 
 
 def _metadata(reports: list[LandingReport]) -> dict:
@@ -30,16 +30,16 @@ def _metadata(reports: list[LandingReport]) -> dict:
 
 def _land_range(context: dg.AssetExecutionContext, source: str, lake: LakeResource,
                 landing: LandingResource) -> dg.MaterializeResult:
+    """Land the run's landing days, several days per MERGE (bounded by raw bytes)."""
     the_lake, root = lake.lake(), landing.path()
     keys = context.partition_keys
     reports = []
-    for i, day in enumerate(keys, 1):
-        report = land(the_lake, root, source, day)
+    done = 0
+    for group in chunk_days(root, source, keys):
+        report = land(the_lake, root, source, group)
         reports.append(report)
-        if len(keys) > 1 and (i % 30 == 0 or i == len(keys)):
-            context.log.info(f"{source}: {i}/{len(keys)} days landed ({report.summary()})")
-        elif len(keys) == 1:
-            context.log.info(report.summary())
+        done += len(group)
+        context.log.info(f"{done}/{len(keys)} days: {report.summary()}")
     return dg.MaterializeResult(metadata=_metadata(reports))
 
 

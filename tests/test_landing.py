@@ -202,3 +202,26 @@ def test_personal_data_only_in_restricted_tables(landed):
             if dtype == pl.Utf8:
                 hits = df.filter(pl.col(col).str.contains_any(pii))
                 assert hits.height == 0, f"{name}.{col} holds personal data: {hits[col][0][:80]}"
+
+
+def test_landing_days_together_equals_landing_them_one_by_one(small_landing, tmp_path):
+    from wattlake.landing import chunk_days, land
+    from wattlake.registry import land_registry
+
+    root, _ = small_landing
+    one, together = Lake(str(tmp_path / "one")), Lake(str(tmp_path / "together"))
+    for lake in (one, together):
+        land_registry(lake, root)
+    for source in BRONZE:
+        days = sorted(p.name for p in (root / source).iterdir() if p.is_dir())
+        assert chunk_days(root, source, days) == [days]  # a small fleet fits one chunk
+        assert [len(g) for g in chunk_days(root, source, days, max_bytes=1)] == [1] * len(days)
+        singles = [land(one, root, source, d) for d in days]
+        batch = land(together, root, source, days)
+        for k in ("records", "landed", "duplicates", "quarantined", "corrected", "counter_resets"):
+            assert getattr(batch, k) == sum(getattr(r, k) for r in singles), (source, k)
+    for name in one.tables():
+        keys = list(T.TABLES[name].keys)
+        a = one.read(name).drop("landed_at_utc", strict=False).sort(keys)
+        b = together.read(name).drop("landed_at_utc", strict=False).sort(keys)
+        assert a.equals(b), name

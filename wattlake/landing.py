@@ -1,9 +1,11 @@
 """Landing raw files into bronze Delta tables: parse, validate, deduplicate, MERGE, quarantine.
 
-One call lands one source for one landing day (the folder ``<landing>/<source>/<YYYY-MM-DD>/``,
-the day the files arrived). Readings go to the partition of their own UTC day, so a late
-message lands where it belongs. Every call returns a :class:`LandingReport` whose counts add
-up: ``records = landed + duplicates + quarantined``; otherwise :class:`ConservationError`.
+One call lands one source for one or more landing days (the folders
+``<landing>/<source>/<YYYY-MM-DD>/``, named for the day the files arrived) in one MERGE per
+table. Readings go to the partition of their own UTC day, so a late message lands where it
+belongs; quarantine rows go to the partition of the landing day that read them. Every call
+returns a :class:`LandingReport` whose counts add up,
+``records = landed + duplicates + quarantined``, or raises :class:`ConservationError`.
 
 Idempotence: bronze tables are MERGEd insert-only on their natural key, quarantine on
 (source_file, line_no); landing the same files again inserts nothing.
@@ -15,6 +17,7 @@ import datetime as dt
 import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Sequence
 
 import polars as pl
 
@@ -71,13 +74,34 @@ class LandingReport:
         return asdict(self)
 
 
-def landing_files(landing_root: Path, source: str, day: str) -> list[tuple[str, Path]]:
-    """The files of one source and landing day as (name relative to the landing root, path)."""
-    folder = Path(landing_root) / source / day
-    if not folder.is_dir():
-        return []
+def landing_files(landing_root: Path, source: str, days: str | Sequence[str]) -> list[tuple[str, Path]]:
+    """The files of one source and landing day(s) as (name relative to the landing root, path)."""
     root = Path(landing_root)
-    return [(p.relative_to(root).as_posix(), p) for p in sorted(folder.glob(_PATTERNS[source])) if p.is_file()]
+    out = []
+    for day in [days] if isinstance(days, str) else days:
+        folder = root / source / day
+        if folder.is_dir():
+            out += [(p.relative_to(root).as_posix(), p) for p in sorted(folder.glob(_PATTERNS[source])) if p.is_file()]
+    return out
+
+
+def chunk_days(landing_root: Path, source: str, days: Sequence[str], max_bytes: int = 256 << 20) -> list[list[str]]:
+    """Group consecutive landing days so each group's raw files stay under ``max_bytes``.
+
+    Fewer, larger MERGEs cost far less than one commit per day; the byte bound keeps memory
+    flat whatever the fleet size (a day larger than the bound is a group of its own).
+    """
+    groups: list[list[str]] = []
+    size = 0
+    for day in days:
+        b = sum(p.stat().st_size for _, p in landing_files(landing_root, source, day))
+        if groups and size + b <= max_bytes:
+            groups[-1].append(day)
+            size += b
+        else:
+            groups.append([day])
+            size = b
+    return groups
 
 
 def _utc_now() -> dt.datetime:
@@ -112,13 +136,13 @@ def redact_raw(raw: pl.Expr) -> pl.Expr:
     return raw.str.replace_all(_REMOTE_IP, "${1}redacted${2}")
 
 
-def _quarantine(lake: Lake, source: str, day: str, rejects: pl.DataFrame, now: dt.datetime) -> None:
+def _quarantine(lake: Lake, source: str, rejects: pl.DataFrame, now: dt.datetime) -> None:
     if rejects.height == 0:
         return
     rows = rejects.with_columns(
         redact_raw(pl.col("raw_text")).alias("raw_text"),
         pl.lit(source).alias("source"),
-        pl.lit(dt.date.fromisoformat(day)).alias("day"),
+        pl.col("source_file").str.extract(r"^[^/]+/(\d{4}-\d{2}-\d{2})/").str.to_date().alias("day"),
         pl.lit(now).dt.replace_time_zone("UTC").cast(pl.Datetime("us", "UTC")).alias("landed_at_utc"),
     ).unique(subset=list(T.QUARANTINE.keys), keep="first", maintain_order=True)
     lake.merge_insert(T.QUARANTINE.name, rows, T.QUARANTINE.keys, T.QUARANTINE.schema,
@@ -126,7 +150,7 @@ def _quarantine(lake: Lake, source: str, day: str, rejects: pl.DataFrame, now: d
 
 
 def _finish(lake: Lake, spec: T.TableSpec, report: LandingReport, good: pl.DataFrame,
-            rejects: pl.DataFrame, day: str, now: dt.datetime, valid_rows: int | None = None) -> LandingReport:
+            rejects: pl.DataFrame, now: dt.datetime, valid_rows: int | None = None) -> LandingReport:
     """Deduplicate ``good`` on the table key, MERGE it, quarantine ``rejects``, count.
 
     ``valid_rows`` is the number of accepted records before any earlier deduplication
@@ -134,7 +158,7 @@ def _finish(lake: Lake, spec: T.TableSpec, report: LandingReport, good: pl.DataF
     """
     unique = good.sort("source_file", "line_no").unique(subset=list(spec.keys), keep="first", maintain_order=True)
     inserted, version = lake.merge_insert(spec.name, unique, spec.keys, spec.schema, configuration=spec.configuration)
-    _quarantine(lake, report.source, day, rejects, now)
+    _quarantine(lake, report.source, rejects, now)
     report.landed = inserted
     report.duplicates = (good.height if valid_rows is None else valid_rows) - inserted
     report.quarantined = rejects.height
@@ -143,15 +167,15 @@ def _finish(lake: Lake, spec: T.TableSpec, report: LandingReport, good: pl.DataF
     return report.check()
 
 
-def land_inverter(lake: Lake, landing_root: Path, day: str, now: dt.datetime | None = None) -> LandingReport:
-    """Land ``<landing>/inverter/<day>/*.jsonl`` into ``bronze/inverter_readings``.
+def land_inverter(lake: Lake, landing_root: Path, days: Sequence[str], now: dt.datetime | None = None) -> LandingReport:
+    """Land ``<landing>/inverter/<day>/*.jsonl`` (each of ``days``) into ``bronze/inverter_readings``.
 
     Remote IPs go to ``restricted/inverter_ips`` (per system, day and address), never into
     the measurement table.
     """
     now = now or _utc_now()
-    files = landing_files(landing_root, "inverter", day)
-    report = LandingReport("inverter", day, files=len(files))
+    files = landing_files(landing_root, "inverter", days)
+    report = LandingReport("inverter", _label(days), files=len(files))
     lines, enc_rejects = read_lines(files)
     report.records = lines.height + enc_rejects.height
     parsed = parse_inverter_lines(lines, _systems(lake).select("serial", "system_id"), now)
@@ -163,7 +187,7 @@ def land_inverter(lake: Lake, landing_root: Path, day: str, now: dt.datetime | N
     report.counter_resets = int(flagged.get_column("counter_reset").sum())
     _land_ips(lake, flagged)
     rejects = pl.concat([enc_rejects, parsed.rejects])
-    return _finish(lake, T.INVERTER_READINGS, report, flagged, rejects, day, now, valid_rows=parsed.good.height)
+    return _finish(lake, T.INVERTER_READINGS, report, flagged, rejects, now, valid_rows=parsed.good.height)
 
 
 def _last_counter_before(lake: Lake, batch: pl.DataFrame) -> pl.DataFrame | None:
@@ -200,7 +224,7 @@ def _land_ips(lake: Lake, readings: pl.DataFrame) -> None:
     )
 
 
-def land_meter(lake: Lake, landing_root: Path, day: str, now: dt.datetime | None = None) -> LandingReport:
+def land_meter(lake: Lake, landing_root: Path, days: Sequence[str], now: dt.datetime | None = None) -> LandingReport:
     """Land ``<landing>/meter/<day>/<em_id>.p1`` DSMR 5 day files into ``bronze/meter_readings``.
 
     Every telegram's CRC16 is checked by the vectorised parser (:mod:`wattlake.parsing.p1`).
@@ -208,8 +232,8 @@ def land_meter(lake: Lake, landing_root: Path, day: str, now: dt.datetime | None
     from wattlake.parsing.p1 import parse_p1
 
     now = now or _utc_now()
-    files = landing_files(landing_root, "meter", day)
-    report = LandingReport("meter", day, files=len(files))
+    files = landing_files(landing_root, "meter", days)
+    report = LandingReport("meter", _label(days), files=len(files))
     texts = read_text_files(files)
     readings, p1_rejects = parse_p1(texts.get_column("text").to_list(), texts.get_column("source_file").to_list())
     report.records = readings.height + p1_rejects.height
@@ -228,39 +252,45 @@ def land_meter(lake: Lake, landing_root: Path, day: str, now: dt.datetime | None
         rejects_from(frame.filter(bad), pl.col("_reason"), raw_col="raw_telegram"),
     ])
     good = _stamp(frame.filter(~bad), now)
-    return _finish(lake, T.METER_READINGS, report, good, rejects, day, now)
+    return _finish(lake, T.METER_READINGS, report, good, rejects, now)
 
 
-def land_device(lake: Lake, landing_root: Path, day: str, now: dt.datetime | None = None) -> LandingReport:
+def land_device(lake: Lake, landing_root: Path, days: Sequence[str], now: dt.datetime | None = None) -> LandingReport:
     """Land ``<landing>/device/<day>/<em_id>.jsonl`` into ``bronze/device_readings``."""
     now = now or _utc_now()
-    files = landing_files(landing_root, "device", day)
-    report = LandingReport("device", day, files=len(files))
+    files = landing_files(landing_root, "device", days)
+    report = LandingReport("device", _label(days), files=len(files))
     lines, enc_rejects = read_lines(files)
     report.records = lines.height + enc_rejects.height
     parsed = parse_device_lines(lines, _systems(lake).select("em_id", "system_id"), now)
     rejects = pl.concat([enc_rejects, parsed.rejects])
-    return _finish(lake, T.DEVICE_READINGS, report, _stamp(parsed.good, now), rejects, day, now)
+    return _finish(lake, T.DEVICE_READINGS, report, _stamp(parsed.good, now), rejects, now)
 
 
-def land_weather(lake: Lake, landing_root: Path, day: str, now: dt.datetime | None = None) -> LandingReport:
+def land_weather(lake: Lake, landing_root: Path, days: Sequence[str], now: dt.datetime | None = None) -> LandingReport:
     """Land ``<landing>/weather/<day>/*.txt`` (KNMI hourly layout) into ``bronze/weather``."""
     now = now or _utc_now()
-    files = landing_files(landing_root, "weather", day)
-    report = LandingReport("weather", day, files=len(files))
+    files = landing_files(landing_root, "weather", days)
+    report = LandingReport("weather", _label(days), files=len(files))
     lines, enc_rejects = read_lines(files)
     stations = lake.read(T.STATIONS.name).get_column("station_id") if lake.exists(T.STATIONS.name) else None
     parsed: Parsed = parse_knmi_lines(lines, stations)
     report.records = parsed.records + enc_rejects.height
     rejects = pl.concat([enc_rejects, parsed.rejects])
-    return _finish(lake, T.WEATHER, report, _stamp(parsed.good, now), rejects, day, now)
+    return _finish(lake, T.WEATHER, report, _stamp(parsed.good, now), rejects, now)
 
 
 LANDERS = {"inverter": land_inverter, "meter": land_meter, "device": land_device, "weather": land_weather}
 
 
-def land(lake: Lake, landing_root: Path, source: str, day: str, now: dt.datetime | None = None) -> LandingReport:
-    """Land one source for one landing day; see the module docstring."""
-    report = LANDERS[source](lake, Path(landing_root), day, now)
+def _label(days: Sequence[str]) -> str:
+    return days[0] if len(days) == 1 else f"{days[0]}..{days[-1]}"
+
+
+def land(lake: Lake, landing_root: Path, source: str, days: str | Sequence[str],
+         now: dt.datetime | None = None) -> LandingReport:
+    """Land one source for one landing day or a list of them; see the module docstring."""
+    days = [days] if isinstance(days, str) else list(days)
+    report = LANDERS[source](lake, Path(landing_root), days, now)
     log.info(report.summary())
     return report
