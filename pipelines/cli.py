@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import logging
 import os
 import sys
 import time
@@ -38,7 +37,7 @@ def _instance():
 
 
 def materialize_all(start: str, end: str, instance=None, lake_root: str | None = None,
-                    landing: str | None = None, log_level: str = "WARNING"):
+                    landing: str | None = None, log_level: str = "INFO"):
     """Materialise the registry, then every bronze asset for landing days ``start..end`` (one run).
 
     Returns the two Dagster execution results. Used by ``wattlake demo``/``land`` and the tests.
@@ -49,12 +48,14 @@ def materialize_all(start: str, end: str, instance=None, lake_root: str | None =
     from assets.registry import registry
     from pipelines.resources import LakeResource, LandingResource
 
-    logging.getLogger("dagster").setLevel(getattr(logging, log_level))
+    # the run's console logger: progress lines at INFO, no per-event DEBUG noise
+    run_config = {"loggers": {"console": {"config": {"log_level": log_level}}}}
     resources = {"lake": LakeResource(root=lake_root), "landing": LandingResource(root=landing)}
     instance = instance or _instance()
-    reg = dg.materialize([registry], resources=resources, instance=instance, raise_on_error=True)
+    reg = dg.materialize([registry], resources=resources, instance=instance, raise_on_error=True,
+                         run_config=run_config)
     bronze = dg.materialize(
-        BRONZE_ASSETS, resources=resources, instance=instance, raise_on_error=True,
+        BRONZE_ASSETS, resources=resources, instance=instance, raise_on_error=True, run_config=run_config,
         selection=dg.AssetSelection.all(),
         tags={"dagster/asset_partition_range_start": start, "dagster/asset_partition_range_end": end},
     )
