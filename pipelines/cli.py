@@ -37,8 +37,8 @@ def _instance():
 
 
 def materialize_all(start: str, end: str, instance=None, lake_root: str | None = None,
-                    landing: str | None = None, log_level: str = "INFO"):
-    """Materialise the registry, then every bronze asset for landing days ``start..end`` (one run).
+                    landing: str | None = None, log_level: str = "INFO", docs_dir: str | None = None):
+    """Materialise the registry, then every bronze asset and its quality checks for ``start..end`` (one run).
 
     Returns the two Dagster execution results. Used by ``wattlake demo``/``land`` and the tests.
     """
@@ -47,15 +47,17 @@ def materialize_all(start: str, end: str, instance=None, lake_root: str | None =
     from assets.bronze import BRONZE_ASSETS
     from assets.registry import registry
     from pipelines.resources import LakeResource, LandingResource
+    from quality.checks import QUALITY_CHECKS, QualityResource
 
     # the run's console logger: progress lines at INFO, no per-event DEBUG noise
     run_config = {"loggers": {"console": {"config": {"log_level": log_level}}}}
-    resources = {"lake": LakeResource(root=lake_root), "landing": LandingResource(root=landing)}
+    resources = {"lake": LakeResource(root=lake_root), "landing": LandingResource(root=landing),
+                 "quality": QualityResource(docs_dir=docs_dir)}
     instance = instance or _instance()
     reg = dg.materialize([registry], resources=resources, instance=instance, raise_on_error=True,
                          run_config=run_config)
     bronze = dg.materialize(
-        BRONZE_ASSETS, resources=resources, instance=instance, raise_on_error=True, run_config=run_config,
+        [*BRONZE_ASSETS, *QUALITY_CHECKS], resources=resources, instance=instance, raise_on_error=True, run_config=run_config,
         selection=dg.AssetSelection.all(),
         tags={"dagster/asset_partition_range_start": start, "dagster/asset_partition_range_end": end},
     )

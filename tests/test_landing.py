@@ -157,6 +157,9 @@ def test_rematerialising_changes_nothing(small_landing, tmp_path):
     after = _snapshot(lake)
     assert before.keys() == after.keys()
     for name in before:
+        if name == T.CHECK_OUTCOMES.name:  # an event log: every check run appends its outcomes
+            assert after[name].height > before[name].height
+            continue
         assert before[name].equals(after[name]), name
     # the registry snapshot was unchanged, so its tables were not even rewritten
     for name in T.RESTRICTED:
@@ -172,6 +175,10 @@ def test_s3_lake_equals_local_lake(landed, s3_env):
     assert sorted(s3.tables()) == sorted(local.tables())
     for name in local.tables():
         a, b = local.read(name), s3.read(name)
+        if name == T.CHECK_OUTCOMES.name:  # run ids and times differ; what was checked and found must not
+            cols = ["table", "check", "passed", "element_count", "unexpected_count"]
+            assert a.select(cols).sort(cols).equals(b.select(cols).sort(cols))
+            continue
         drop = [c for c in ("landed_at_utc",) if c in a.columns]
         keys = list(T.TABLES[name].keys)
         assert a.drop(drop).sort(keys).equals(b.drop(drop).sort(keys)), name

@@ -170,10 +170,23 @@ STATIONS = TableSpec(
     description="KNMI weather stations and their coordinates.",
 )
 
+CHECK_OUTCOMES = TableSpec(
+    "quality/check_outcomes",
+    _schema(
+        ("table", pa.string()), ("check", pa.string()), ("blocking", pa.bool_()), ("passed", pa.bool_()),
+        ("element_count", pa.int64()), ("unexpected_count", pa.int64()), ("unexpected_sample", pa.string()),
+        ("expectation", pa.string()), ("partition_start", pa.string()), ("partition_end", pa.string()),
+        ("evaluated_at_utc", UTC_TS), ("run_id", pa.string()),
+    ),
+    keys=("run_id", "table", "check"), partition_by=None, stats_columns=("evaluated_at_utc",),
+    description="Every Great Expectations check run on a bronze partition range: outcome, counts and a "
+    "sample of failing values (pseudonymous ids and measurements only).",
+)
+
 TABLES: dict[str, TableSpec] = {
     t.name: t
     for t in (INVERTER_READINGS, METER_READINGS, DEVICE_READINGS, WEATHER, QUARANTINE, STATIONS,
-              SYSTEMS, SUBJECTS, INSTALLATION_PHOTOS, INVERTER_IPS)
+              SYSTEMS, SUBJECTS, INSTALLATION_PHOTOS, INVERTER_IPS, CHECK_OUTCOMES)
 }
 
 #: tables that hold personal data; everything else must be free of it
