@@ -246,7 +246,14 @@ def land_meter(lake: Lake, landing_root: Path, days: Sequence[str], now: dt.date
         .when(pl.col("ts_utc") > pl.lit(limit).dt.replace_time_zone("UTC")).then(pl.lit("future_timestamp"))
         .otherwise(None).alias("_reason")
     )
+    # bytes that were not UTF-8 (replaced by U+FFFD on reading) are reported as such, even
+    # when the CRC happened to match or failed because of them
+    undecodable = pl.col("raw_telegram").str.contains("\ufffd", literal=True)
+    frame = frame.with_columns(pl.when(undecodable).then(pl.lit("invalid_encoding")).otherwise(pl.col("_reason")).alias("_reason"))
     bad = pl.col("_reason").is_not_null()
+    p1_rejects = p1_rejects.with_columns(
+        pl.when(pl.col("raw_text").str.contains("\ufffd", literal=True)).then(pl.lit("invalid_encoding"))
+        .otherwise(pl.col("reason")).alias("reason"))
     rejects = pl.concat([
         p1_rejects.select("source_file", "line_no", "raw_text", "reason"),
         rejects_from(frame.filter(bad), pl.col("_reason"), raw_col="raw_telegram"),

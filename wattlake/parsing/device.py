@@ -4,7 +4,7 @@ A line: ``device_id``, ``device_type`` (``ev_charger`` | ``heat_pump``), ``ts`` 
 offset), ``power_w`` [W], ``energy_total_kwh`` [kWh, lifetime counter]. The file name is the
 energy manager's id (``<em_id>.jsonl``), which the registry maps to a system.
 
-Reasons: ``invalid_json``, ``missing_field:<name>``, ``invalid_timestamp``,
+Reasons: ``invalid_json``, ``invalid_type:<name>``, ``missing_field:<name>``, ``invalid_timestamp``,
 ``unknown_device_type``, ``unknown_energy_manager``, ``future_timestamp``, ``negative_power``.
 """
 
@@ -14,8 +14,8 @@ import datetime as dt
 
 import polars as pl
 
-from wattlake.parsing.inverter import FUTURE_TOLERANCE, first_reason, parse_iso_utc, utc_offset_minutes
-from wattlake.parsing.lines import Parsed, decode_json_lines, rejects_from
+from wattlake.parsing.inverter import FUTURE_TOLERANCE, parse_iso_utc, utc_offset_minutes
+from wattlake.parsing.lines import Parsed, decode_json_lines, first_match, rejects_from
 
 DEVICE_TYPES = ("ev_charger", "heat_pump")
 LINE_TYPE = pl.Struct({
@@ -46,7 +46,7 @@ def parse_device_lines(lines: pl.DataFrame, em_to_system: pl.DataFrame, now_utc:
         (pl.col("ts_utc") > limit, "future_timestamp"),
         (pl.col("power_w") < 0, "negative_power"),
     ]
-    frame = frame.with_columns(first_reason(checks).alias("_reason"))
+    frame = frame.with_columns(first_match(checks).alias("_reason"))
     bad = pl.col("_reason").is_not_null()
     good = frame.filter(~bad).select(
         "system_id", "device_type", "ts_utc", "utc_offset_min", "power_w", "energy_total_kwh",

@@ -7,7 +7,8 @@ A message: ``serial``, ``ts`` (ISO 8601 with UTC offset or ``Z``), ``remote_ip``
 Decisions (each rejected record gets one reason, first that applies):
 
 ==========================  ==========================================================
-``invalid_json``            not a JSON object, or a value of the wrong type
+``invalid_json``            not a JSON object
+``invalid_type:<name>``     a boolean or text where a number belongs
 ``missing_field:<name>``    serial, ts, ac_power_w or ac_energy_total_kwh absent/null
 ``invalid_timestamp``       ts not ISO 8601 with an offset (a naive local time is
                             ambiguous around DST, so it is never guessed)
@@ -28,7 +29,7 @@ import datetime as dt
 
 import polars as pl
 
-from wattlake.parsing.lines import Parsed, decode_json_lines, rejects_from
+from wattlake.parsing.lines import Parsed, decode_json_lines, first_match, rejects_from
 
 FUTURE_TOLERANCE = dt.timedelta(minutes=10)
 #: below this ac_power_w is an error, not night-time standby draw [W]
@@ -63,14 +64,6 @@ def utc_offset_minutes(col: str) -> pl.Expr:
             .otherwise(sign * minutes)).cast(pl.Int16)
 
 
-def first_reason(checks: list[tuple[pl.Expr, str]]) -> pl.Expr:
-    """The reason of the first failing check per row, or null if all pass."""
-    expr = pl.lit(None, dtype=pl.Utf8)
-    for failed, reason in reversed(checks):
-        expr = pl.when(failed).then(pl.lit(reason)).otherwise(expr)
-    return expr
-
-
 def parse_inverter_lines(lines: pl.DataFrame, serial_to_system: pl.DataFrame,
                          now_utc: dt.datetime) -> Parsed:
     """Decode and validate inverter message lines.
@@ -103,7 +96,7 @@ def parse_inverter_lines(lines: pl.DataFrame, serial_to_system: pl.DataFrame,
         (pl.col("ts_utc") > limit, "future_timestamp"),
         (pl.col("ac_power_w") < NEGATIVE_POWER_TOLERANCE_W, "negative_power"),
     ]
-    frame = frame.with_columns(first_reason(checks).alias("_reason"))
+    frame = frame.with_columns(first_match(checks).alias("_reason"))
     bad = pl.col("_reason").is_not_null()
     good = frame.filter(~bad).select(
         "system_id", "ts_utc", "utc_offset_min", "ac_power_w", "ac_energy_total_kwh", "dc",

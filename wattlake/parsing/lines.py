@@ -88,7 +88,8 @@ def decode_json_lines(lines: pl.DataFrame, dtype: pl.Struct) -> tuple[pl.DataFra
 
     ``decoded`` keeps ``source_file``/``line_no``/``raw`` and adds one column per struct field
     (absent keys become null). Lines that are not valid JSON objects are rejected as
-    ``invalid_json``. Polars decodes a whole Series or fails; a failing batch is bisected so
+    ``invalid_json``; a boolean or a string where the schema has a number (which Polars would
+    coerce: ``true`` -> 1.0) is rejected as ``invalid_type:<field>``. Polars decodes a whole Series or fails; a failing batch is bisected so
     only the bad lines are rejected (cost O(bad x log n) decodes, and lines that do not even
     start with ``{`` and end with ``}`` — truncation — are filtered out up front).
     """
@@ -116,5 +117,19 @@ def decode_json_lines(lines: pl.DataFrame, dtype: pl.Struct) -> tuple[pl.DataFra
     mask = pl.Series(ok)
     good = cand.filter(mask)
     rejects.append(rejects_from(cand.filter(~mask), "invalid_json"))
+    numeric = [f.name for f in dtype.fields if f.dtype.is_numeric()]
+    wrong = first_match([(pl.col("raw").str.contains(rf'"{name}"\s*:\s*(true|false|")'), f"invalid_type:{name}")
+                         for name in numeric])
+    good = good.with_columns(wrong.alias("_reason"))
+    rejects.append(rejects_from(good.filter(pl.col("_reason").is_not_null()), pl.col("_reason")))
+    good = good.filter(pl.col("_reason").is_null()).drop("_reason")
     decoded = good.with_columns(pl.col("raw").str.json_decode(dtype).alias("_obj")).unnest("_obj")
     return decoded, pl.concat(rejects)
+
+
+def first_match(checks: list[tuple[pl.Expr, str]]) -> pl.Expr:
+    """The reason of the first check that holds per row, or null if none does."""
+    expr = pl.lit(None, dtype=pl.Utf8)
+    for failed, reason in reversed(checks):
+        expr = pl.when(failed).then(pl.lit(reason)).otherwise(expr)
+    return expr

@@ -10,8 +10,8 @@ names the columns; data rows are comma separated and space padded. Used here:
 - ``FH``: hourly mean wind speed [0.1 m/s] -> ``wind_speed_m_s``.
 
 A blank field is a station gap and stays null (the yield model falls back to clear sky).
-Reasons: ``invalid_weather_row`` (wrong field count, non-numeric value or impossible
-date/hour), ``unknown_station``.
+Reasons: ``invalid_weather_row`` (a field count other than the layout's 25, a non-numeric
+value or an impossible date/hour), ``unknown_station``.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def parse_knmi_lines(lines: pl.DataFrame, station_ids: pl.Series | None = None) 
         ).alias("_nonnum"),
     )
     invalid = (
-        (pl.col("_n") < len(KNMI_COLUMNS)) | pl.col("_nonnum") | pl.col("station_id").is_null()
+        (pl.col("_n") != len(KNMI_COLUMNS)) | pl.col("_nonnum") | pl.col("station_id").is_null()
         | pl.col("_date").is_null() | ~pl.col("_hh").is_between(1, 24)
         | (pl.col("_q") < 0).fill_null(False)
     ).fill_null(True)
