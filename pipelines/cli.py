@@ -38,14 +38,17 @@ def _instance():
 
 def materialize_all(start: str, end: str, instance=None, lake_root: str | None = None,
                     landing: str | None = None, log_level: str = "INFO", docs_dir: str | None = None):
-    """Materialise the registry, then every bronze asset and its quality checks for ``start..end`` (one run).
+    """Materialise the registry; bronze (with quality checks), silver and gold daily for ``start..end``
+    in one run; then the alert episodes.
 
     Returns the two Dagster execution results. Used by ``wattlake demo``/``land`` and the tests.
     """
     import dagster as dg
 
     from assets.bronze import BRONZE_ASSETS
+    from assets.performance import gold_system_daily, gold_underperformance_alerts
     from assets.registry import registry
+    from assets.yield_ import silver_pv_intervals
     from pipelines.resources import LakeResource, LandingResource
     from quality.checks import QUALITY_CHECKS, QualityResource
 
@@ -57,10 +60,13 @@ def materialize_all(start: str, end: str, instance=None, lake_root: str | None =
     reg = dg.materialize([registry], resources=resources, instance=instance, raise_on_error=True,
                          run_config=run_config)
     bronze = dg.materialize(
-        [*BRONZE_ASSETS, *QUALITY_CHECKS], resources=resources, instance=instance, raise_on_error=True, run_config=run_config,
+        [*BRONZE_ASSETS, *QUALITY_CHECKS, silver_pv_intervals, gold_system_daily], resources=resources, instance=instance, raise_on_error=True, run_config=run_config,
         selection=dg.AssetSelection.all(),
         tags={"dagster/asset_partition_range_start": start, "dagster/asset_partition_range_end": end},
     )
+    # episodes span partitions: the (unpartitioned) alerts asset runs once over the whole history
+    dg.materialize([gold_underperformance_alerts], resources=resources, instance=instance, raise_on_error=True,
+                   run_config=run_config)
     return reg, bronze
 
 
@@ -105,6 +111,13 @@ def _print_summary(lake: Lake, bronze_result) -> None:
         _say("\nquarantine by reason:")
         for source, reason, n in q.iter_rows():
             _say(f"  {source:9s} {reason:32s} {n:>7,}")
+    from wattlake.tables import ALERTS
+
+    if lake.exists(ALERTS.name):
+        alerts = lake.read(ALERTS.name)
+        _say(f"\nunderperformance alerts: {alerts.height} episodes on {alerts['system_id'].n_unique()} systems")
+        for kind, n, kwh in alerts.group_by("kind").agg(pl.len(), pl.col("deficit_kwh").sum()).sort("kind").iter_rows():
+            _say(f"  {kind:16s} {n:>4}  deficit {kwh:>9,.0f} kWh")
     _say("\ntables:")
     for name in lake.tables():
         n = lake.scan(name).select(pl.len()).collect().item()
@@ -151,6 +164,29 @@ def cmd_land(args) -> int:
     return 0
 
 
+def cmd_evaluate(args) -> int:
+    """Alerts against the generator's ground truth, and the estimator's error on healthy days."""
+    import polars as pl
+
+    from wattlake.alerts import evaluate, format_evaluation
+    from wattlake.evaluation import estimator_error
+    from wattlake.tables import ALERTS, SYSTEM_DAILY
+
+    lake = Lake.from_env(args.lake)
+    truth = landing_root(args.landing) / "ground_truth" / "faults.parquet"
+    if not truth.is_file():
+        _say(f"no ground truth at {truth}: evaluation needs a generated fleet")
+        return 1
+    faults = pl.read_parquet(truth)
+    result = evaluate(lake.read(ALERTS.name), faults, min_magnitude=args.min_magnitude)
+    _say(format_evaluation(result))
+    err = estimator_error(lake.read(SYSTEM_DAILY.name), faults)
+    _say(f"\nestimator daily energy error on {err['system_days']} healthy system-days: "
+         f"median |expected/actual - 1| = {100 * (err['median_abs_error'] or 0):.1f} %, "
+         f"P95 = {100 * (err['p95_abs_error'] or 0):.1f} %, median bias = {100 * (err['bias'] or 0):+.1f} %")
+    return 0
+
+
 def cmd_tables(args) -> int:
     import polars as pl
 
@@ -186,6 +222,11 @@ def build_parser() -> argparse.ArgumentParser:
     la.add_argument("--start", help="first landing day YYYY-MM-DD")
     la.add_argument("--end", help="last landing day YYYY-MM-DD")
     la.set_defaults(func=cmd_land)
+
+    ev = sub.add_parser("evaluate", help="alert precision/recall and estimator error against ground truth")
+    ev.add_argument("--min-magnitude", type=float, default=0.05,
+                    help="faults losing less than this fraction are not required to be found")
+    ev.set_defaults(func=cmd_evaluate)
 
     t = sub.add_parser("tables", help="list tables with version and row count")
     t.set_defaults(func=cmd_tables)

@@ -12,6 +12,19 @@ registry_job = dg.define_asset_job(
     description="Land the registry snapshot (restricted/*, weather stations).",
 )
 
+daily_job = dg.define_asset_job(
+    "model_daily",
+    selection=dg.AssetSelection.groups("silver") | dg.AssetSelection.assets(["gold", "system_daily"]),
+    partitions_def=daily,
+    description="Expected yield (silver/pv_intervals) and daily performance (gold/system_daily) for a day.",
+)
+
+alerts_job = dg.define_asset_job(
+    "detect_alerts",
+    selection=dg.AssetSelection.assets(["gold", "underperformance_alerts"]),
+    description="Re-detect underperformance episodes over the whole history.",
+)
+
 land_job = dg.define_asset_job(
     "land_bronze",
     selection=(dg.AssetSelection.groups("bronze") - dg.AssetSelection.assets(["bronze", "weather_stations"]))

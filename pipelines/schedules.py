@@ -4,13 +4,28 @@
 both winter and summer time (inverter, device and weather folders are UTC days).
 """
 
-from __future__ import annotations
+
+import datetime as dt
 
 import dagster as dg
 
-from pipelines.jobs import land_job
+from pipelines.jobs import alerts_job, daily_job, land_job
 
 daily_landing_schedule = dg.build_schedule_from_partitioned_job(
     land_job, hour_of_day=2, minute_of_hour=30, name="daily_landing",
     description="Land the previous landing day at 02:30 Europe/Amsterdam.",
 )
+
+
+@dg.schedule(job=daily_job, cron_schedule="30 3 * * *", execution_timezone="Europe/Amsterdam",
+             name="daily_model", description="Model the day before yesterday at 03:30 Europe/Amsterdam: its "
+             "last hour needs yesterday's landing, which lands at 02:30.")
+def daily_model_schedule(context: dg.ScheduleEvaluationContext):
+    day = (context.scheduled_execution_time.date() - dt.timedelta(days=2)).isoformat()
+    return dg.RunRequest(run_key=f"model:{day}", partition_key=day)
+
+
+@dg.schedule(job=alerts_job, cron_schedule="30 4 * * *", execution_timezone="Europe/Amsterdam",
+             name="daily_alerts", description="Re-detect underperformance episodes at 04:30 Europe/Amsterdam.")
+def daily_alerts_schedule(context: dg.ScheduleEvaluationContext):
+    return dg.RunRequest(run_key=f"alerts:{context.scheduled_execution_time.date()}")

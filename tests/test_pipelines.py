@@ -21,7 +21,7 @@ def test_every_asset_has_group_and_description():
             "bronze/quarantine", "restricted/systems", "restricted/subjects"} <= keys
     for key in graph.get_all_asset_keys():
         node = graph.get(key)
-        assert node.group_name in {"bronze", "restricted"}, key
+        assert node.group_name in {"bronze", "restricted", "silver", "gold"}, key
         assert node.description and len(node.description) > 30, key
         if key.path[0] == "restricted":
             assert node.group_name == "restricted"
@@ -35,6 +35,16 @@ def test_schedule_lands_yesterday_after_midnight_amsterdam():
     with dg.instance_for_test() as instance:
         ctx = dg.build_schedule_context(instance=instance,
                                         scheduled_execution_time=dt.datetime(2025, 10, 27, 2, 30, tzinfo=ams))
+        requests = list(schedule.evaluate_tick(ctx).run_requests)
+    assert [r.partition_key for r in requests] == ["2025-10-26"]
+
+
+def test_model_schedule_takes_the_day_before_yesterday():
+    schedule = defs.resolve_schedule_def("daily_model")
+    ams = zoneinfo.ZoneInfo("Europe/Amsterdam")
+    with dg.instance_for_test() as instance:
+        ctx = dg.build_schedule_context(instance=instance, repository_def=defs.get_repository_def(),
+                                        scheduled_execution_time=dt.datetime(2025, 10, 28, 3, 30, tzinfo=ams))
         requests = list(schedule.evaluate_tick(ctx).run_requests)
     assert [r.partition_key for r in requests] == ["2025-10-26"]
 

@@ -170,6 +170,78 @@ STATIONS = TableSpec(
     description="KNMI weather stations and their coordinates.",
 )
 
+SILVER_SCHEMA = pa.schema([
+    pa.field("system_id", pa.string()),
+    pa.field("ts_utc", UTC_TS),                    # START of the UTC hour
+    pa.field("day", pa.date32()),                  # UTC date of ts_utc (partition)
+    pa.field("actual_energy_kwh", pa.float64()),   # null: no readings in the hour
+    pa.field("n_readings", pa.int32()),            # 0..12
+    pa.field("ac_power_mean_w", pa.float64()),     # mean of the readings present
+    pa.field("ac_power_max_w", pa.float64()),
+    pa.field("dc_current_min_ratio", pa.float64()),
+    pa.field("status_fault_count", pa.int32()),
+    pa.field("expected_energy_kwh", pa.float64()), # null: hour outside the weather frame
+    pa.field("expected_dc_kwh", pa.float64()),
+    pa.field("poa_irradiation_kwh_m2", pa.float64()),
+    pa.field("ghi_irradiation_kwh_m2", pa.float64()),
+    pa.field("cell_temp_c", pa.float64()),
+    pa.field("temp_air_c", pa.float64()),
+    pa.field("solar_zenith_deg", pa.float64()),
+    pa.field("expected_clipped", pa.bool_()),
+    pa.field("night", pa.bool_()),
+    pa.field("low_sun", pa.bool_()),
+    pa.field("estimated", pa.bool_()),
+    pa.field("clipped", pa.bool_()),
+    pa.field("missing_data", pa.bool_()),
+])
+"""Schema of ``silver/pv_intervals`` (one row per system and UTC hour)."""
+
+PV_INTERVALS = TableSpec(
+    "silver/pv_intervals",
+    SILVER_SCHEMA,
+    keys=("system_id", "ts_utc"),
+    partition_by="day",
+    stats_columns=("day", "ts_utc", "system_id"),
+    description="Per system and UTC hour (ts_utc = hour start): measured AC energy [kWh] from the "
+    "5-min readings, expected AC/DC energy [kWh] from pvlib (registry metadata + station weather), "
+    "plane-of-array and horizontal irradiation [kWh/m2], cell and air temperature [degC], solar "
+    "zenith [deg] at the hour midpoint and flags (night, low_sun, estimated, clipped, "
+    "expected_clipped, missing_data).",
+)
+
+
+def _gold_specs() -> tuple[TableSpec, TableSpec]:
+    # the schemas live beside the maths that fills them (no project imports there, so no cycle)
+    from wattlake.alerts import ALERT_SCHEMA
+    from wattlake.performance import SYSTEM_DAILY_SCHEMA
+
+    daily = TableSpec(
+        "gold/system_daily", SYSTEM_DAILY_SCHEMA, keys=("system_id", "day"), partition_by="day",
+        stats_columns=("day", "system_id"),
+        description="Per system and UTC day: measured and expected AC energy [kWh], plane-of-array "
+        "irradiation [kWh/m2], reference and final yield [h], performance ratio and temperature-"
+        "corrected performance ratio (IEC 61724-1), availability and data completeness.",
+    )
+    alerts = TableSpec(
+        "gold/underperformance_alerts", pl_schema_to_arrow(ALERT_SCHEMA),
+        keys=("system_id", "first_day", "kind"), partition_by=None, stats_columns=("first_day", "last_day"),
+        description="Underperformance episodes per system (outage, deficit, dead string, abnormal "
+        "clipping, shading, wrong metadata, decline) with severity, energy deficit [kWh], a reason "
+        "an installer understands and the installer to notify.",
+    )
+    return daily, alerts
+
+
+def pl_schema_to_arrow(schema) -> pa.Schema:
+    """A Polars schema as the Arrow schema Delta stores (large strings as strings)."""
+    import polars as pl
+
+    arrow = pl.DataFrame(schema=schema).to_arrow().schema
+    return pa.schema([pa.field(f.name, pa.string() if f.type == pa.large_string() else f.type) for f in arrow])
+
+
+SYSTEM_DAILY, ALERTS = _gold_specs()
+
 CHECK_OUTCOMES = TableSpec(
     "quality/check_outcomes",
     _schema(
@@ -186,7 +258,8 @@ CHECK_OUTCOMES = TableSpec(
 TABLES: dict[str, TableSpec] = {
     t.name: t
     for t in (INVERTER_READINGS, METER_READINGS, DEVICE_READINGS, WEATHER, QUARANTINE, STATIONS,
-              SYSTEMS, SUBJECTS, INSTALLATION_PHOTOS, INVERTER_IPS, CHECK_OUTCOMES)
+              SYSTEMS, SUBJECTS, INSTALLATION_PHOTOS, INVERTER_IPS, PV_INTERVALS, SYSTEM_DAILY, ALERTS,
+              CHECK_OUTCOMES)
 }
 
 #: tables that hold personal data; everything else must be free of it

@@ -1,0 +1,356 @@
+"""Tests of the yield model: each link of the chain against independently computed values, and
+the whole chain against the sample fleet's ground truth (real generator, real landing, real lake)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+
+import numpy as np
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from wattlake import yield_model as ym
+
+UTC = dt.timezone.utc
+AMS_LAT, AMS_LON = 52.37, 4.90
+
+
+def _ts(*args) -> dt.datetime:
+    return dt.datetime(*args, tzinfo=UTC)
+
+
+def _hand_sun(when: dt.datetime, lat: float, lon: float) -> tuple[float, float]:
+    """Solar zenith and azimuth [deg] by hand: Spencer (1971) declination and equation of time,
+    hour angle from the local solar time (Duffie & Beckman, ch. 1)."""
+    n = when.timetuple().tm_yday
+    g = 2 * math.pi * (n - 1) / 365
+    decl = (0.006918 - 0.399912 * math.cos(g) + 0.070257 * math.sin(g) - 0.006758 * math.cos(2 * g)
+            + 0.000907 * math.sin(2 * g) - 0.002697 * math.cos(3 * g) + 0.00148 * math.sin(3 * g))
+    eot_min = 229.18 * (0.000075 + 0.001868 * math.cos(g) - 0.032077 * math.sin(g)
+                        - 0.014615 * math.cos(2 * g) - 0.040849 * math.sin(2 * g))
+    solar_h = when.hour + when.minute / 60 + lon / 15 + eot_min / 60
+    h = math.radians(15 * (solar_h - 12))
+    phi = math.radians(lat)
+    cos_z = math.sin(phi) * math.sin(decl) + math.cos(phi) * math.cos(decl) * math.cos(h)
+    z = math.acos(cos_z)
+    cos_a = (math.sin(decl) - math.sin(phi) * cos_z) / (math.cos(phi) * math.sin(z))  # from north
+    az = math.degrees(math.acos(max(-1.0, min(1.0, cos_a))))
+    return math.degrees(z), (az if h < 0 else 360 - az)
+
+
+def _weather(station_id: int, start: dt.datetime, ghi, temp=15.0, wind=3.0) -> pl.DataFrame:
+    n = len(ghi)
+    return pl.DataFrame({
+        "station_id": pl.Series([station_id] * n, dtype=pl.Int32),
+        "ts_utc": pl.datetime_range(start, start + dt.timedelta(hours=n - 1), "1h", eager=True,
+                                    time_unit="us", time_zone="UTC"),
+        "ghi_w_m2": pl.Series(list(ghi), dtype=pl.Float64),
+        "temp_air_c": pl.Series(list(temp) if hasattr(temp, "__len__") else [temp] * n, dtype=pl.Float64),
+        "wind_speed_m_s": pl.Series([wind] * n, dtype=pl.Float64),
+    })
+
+
+def assert_silver_schema(frame: pl.DataFrame) -> None:
+    """Exactly the silver columns, in order, with the Polars types of SILVER_SCHEMA (Polars
+    exports strings as large_string; the lake casts to the table schema on write)."""
+    assert frame.schema == pl.from_arrow(ym.SILVER_SCHEMA.empty_table()).schema
+    assert frame.to_arrow().cast(ym.SILVER_SCHEMA).schema.equals(ym.SILVER_SCHEMA)
+
+
+def _stations() -> pl.DataFrame:
+    return pl.DataFrame({"station_id": pl.Series([1, 2], dtype=pl.Int32),
+                         "lat": [AMS_LAT, 51.44], "lon": [AMS_LON, 5.38]})
+
+
+def _systems(n: int = 3) -> pl.DataFrame:
+    return pl.DataFrame({
+        "system_id": [f"sys_{i}" for i in range(n)],
+        "kwp": [5.0, 8.4, 3.0][:n],
+        "tilt_deg": [35.0, 12.0, 45.0][:n],
+        "azimuth_deg": [180.0, 90.0, 225.0][:n],
+        "inverter_ac_kw": [4.0, 5.0, 3.0][:n],
+        "station_id": pl.Series([1, 1, 2][:n], dtype=pl.Int32),
+        "install_date": [dt.date(2020, 1, 1)] * n,
+    })
+
+
+def _clear_sky_ghi(times, lat, lon) -> np.ndarray:
+    """Ineichen clear-sky GHI [W/m^2] at the hour midpoints, computed here with pvlib directly."""
+    import pandas as pd
+    import pvlib
+
+    mid = pd.DatetimeIndex(times) + pd.Timedelta(minutes=30)
+    loc = pvlib.location.Location(lat, lon, altitude=0)
+    sp = loc.get_solarposition(mid, method="ephemeris")
+    cs = loc.get_clearsky(mid, model="ineichen", solar_position=sp)
+    return cs["ghi"].to_numpy()
+
+
+# ---------------------------------------------------------------------------------------------
+# (a) sun and plane of array, by hand
+# ---------------------------------------------------------------------------------------------
+
+def test_solar_position_at_hour_midpoint_matches_hand_formula():
+    st = _stations()
+    w = _weather(1, _ts(2025, 6, 21, 9), [600.0, 700.0, 750.0, 700.0])
+    e = ym.expected_hourly(_systems(1), w, st)
+    for row in e.iter_rows(named=True):  # 4 rows
+        z_hand, _ = _hand_sun(row["ts_utc"] + dt.timedelta(minutes=30), AMS_LAT, AMS_LON)
+        assert row["solar_zenith_deg"] == pytest.approx(z_hand, abs=0.5)
+    # and the brief's 11:40 UTC case directly against pvlib's ephemeris, the method used
+    import pandas as pd
+    import pvlib
+
+    sp = pvlib.solarposition.get_solarposition(pd.DatetimeIndex([pd.Timestamp("2025-06-21 11:40", tz="UTC")]),
+                                               AMS_LAT, AMS_LON, method="ephemeris")
+    z_hand, az_hand = _hand_sun(_ts(2025, 6, 21, 11, 40), AMS_LAT, AMS_LON)
+    assert sp["zenith"].iloc[0] == pytest.approx(z_hand, abs=0.5)
+    assert sp["azimuth"].iloc[0] == pytest.approx(az_hand, abs=0.5)
+    assert 28.5 < z_hand < 30.0  # 52.37 - 23.44 = 28.93 at solar noon; 11:40 UTC is ~20 min past
+
+
+@pytest.mark.parametrize("model", ["isotropic", "haydavies"])
+def test_poa_south_35_matches_hand_transposition(model):
+    z, az = _hand_sun(_ts(2025, 6, 21, 11, 40), AMS_LAT, AMS_LON)
+    dni, dhi, dni_extra, rho, tilt = 800.0, 120.0, 1322.0, 0.2, 35.0
+    cz = math.cos(math.radians(z))
+    ghi = dni * cz + dhi
+    cos_aoi = cz * math.cos(math.radians(tilt)) + math.sin(math.radians(z)) * math.sin(math.radians(tilt)) \
+        * math.cos(math.radians(az - 180.0))
+    beam = dni * cos_aoi
+    iso = (1 + math.cos(math.radians(tilt))) / 2
+    if model == "isotropic":
+        sky = dhi * iso
+    else:  # Hay & Davies (1980): anisotropy index A = DNI / DNI_extra, Rb = cos(AOI) / cos(Z)
+        a_i = dni / dni_extra
+        sky = dhi * (a_i * cos_aoi / cz + (1 - a_i) * iso)
+    ground = ghi * rho * (1 - math.cos(math.radians(tilt))) / 2
+    hand = beam + sky + ground
+    p = ym.poa_components([tilt], [180.0], [z], [az], [dni], [ghi], [dhi], [dni_extra], [1.15],
+                          ym.YieldParams(transposition_model=model, albedo=rho))
+    assert p["poa_global"][0] == pytest.approx(hand, rel=0.01)
+    assert p["poa_direct"][0] == pytest.approx(beam, rel=0.01)
+    assert p["aoi"][0] == pytest.approx(math.degrees(math.acos(cos_aoi)), abs=0.1)
+    # angular losses only reduce: effective between 90 % and 100 % of POA at this small AOI
+    assert 0.9 * p["poa_global"][0] < p["effective"][0] < p["poa_global"][0]
+
+
+# ---------------------------------------------------------------------------------------------
+# (b) PVWatts reference numbers
+# ---------------------------------------------------------------------------------------------
+
+def test_pvwatts_reference_points_and_clipping():
+    prm = ym.YieldParams()
+    hand_loss = 1 - (0.98 * 0.97 * 1.0 * 0.98 * 0.98 * 0.995 * 0.985 * 0.99 * 1.0 * 1.0)
+    assert prm.system_loss_fraction == pytest.approx(hand_loss, abs=1e-6)
+    assert prm.system_loss_fraction == pytest.approx(0.1142, abs=1e-3)
+    kwp = np.array([5.0, 5.0, 6.0])
+    r = ym.dc_ac_power(np.array([1000.0, 1000.0, 1000.0]), np.array([25.0, 45.0, 25.0]), kwp,
+                       np.array([10.0, 10.0, 3.0]), 0.0, prm)
+    assert r["pdc_module"][0] == pytest.approx(5000.0)                       # STC -> pdc0
+    assert r["pdc_module"][1] == pytest.approx(5000.0 * (1 + prm.gamma_pdc * 20))  # 45 degC
+    assert r["pdc"][0] == pytest.approx(5000.0 * (1 - hand_loss))
+    assert r["pac"][2] == pytest.approx(3000.0)                                # clipped at AC rating
+    assert r["clipped"].tolist() == [False, False, True]
+    assert 0.9 * r["pdc"][0] < r["pac"][0] < r["pdc"][0]                     # inverter losses
+    aged = ym.dc_ac_power(1000.0, 25.0, 5.0, 10.0, 10.0, prm)
+    assert aged["pdc"] == pytest.approx(r["pdc"][0] * (1 - 0.005 * 10))
+
+
+def test_expected_clipped_at_ac_rating_in_expected_hourly():
+    sys = _systems(1).with_columns(pl.lit(8.0).alias("kwp"), pl.lit(3.0).alias("inverter_ac_kw"))
+    e = ym.expected_hourly(sys, _weather(1, _ts(2025, 6, 21, 11), [850.0]), _stations())
+    assert e["expected_clipped"][0] is True
+    assert e["expected_energy_kwh"][0] == pytest.approx(3.0)   # 3 kW for one hour
+    assert e["expected_dc_kwh"][0] > 3.0 / 0.96
+
+
+# ---------------------------------------------------------------------------------------------
+# (c) actuals from a tiny hand-made 5-minute series
+# ---------------------------------------------------------------------------------------------
+
+def _reading(sid, ts, p, dc, status="ok"):
+    return {"system_id": sid, "ts_utc": ts, "ac_power_w": p, "status": status,
+            "dc": [{"mppt": k + 1, "voltage_v": 300.0 if i > 0 else 0.0, "current_a": i} for k, i in enumerate(dc)]}
+
+
+def test_hourly_actuals_by_hand():
+    rows = [_reading("A", _ts(2025, 6, 21, 12, 0), 900.0, [3.0, 3.0])]            # -> 11:00 hour
+    for k in range(1, 13):                                                         # 12:05 .. 13:00
+        rows.append(_reading("A", _ts(2025, 6, 21, 12) + dt.timedelta(minutes=5 * k),
+                             1200.0 if k != 6 else 1800.0, [5.0, 0.0], "fault" if k == 3 else "ok"))
+    rows.append(_reading("A", _ts(2025, 6, 21, 13, 5), 600.0, [2.0, 2.0]))        # -> 13:00 hour
+    rows += [_reading("B", _ts(2025, 6, 21, 12, 5 * k), 400.0, [1.5]) for k in (1, 2)]  # one MPPT
+    rows += [_reading("C", _ts(2025, 6, 21, 1, 5), 0.0, [0.0, 0.0], "standby")]    # night
+    schema = {"system_id": pl.String, "ts_utc": pl.Datetime("us", "UTC"), "ac_power_w": pl.Float64,
+              "status": pl.String,
+              "dc": pl.List(pl.Struct({"mppt": pl.Int8, "voltage_v": pl.Float64, "current_a": pl.Float64}))}
+    a = ym.hourly_actuals(pl.DataFrame(rows, schema=schema))
+    assert a.columns == list(ym.ACTUALS_COLUMNS)
+    got = {(r["system_id"], r["ts_utc"].hour): r for r in a.iter_rows(named=True)}
+    assert set(got) == {("A", 11), ("A", 12), ("A", 13), ("B", 12), ("C", 1)}
+    noon = got[("A", 12)]
+    assert noon["n_readings"] == 12                                 # includes the 13:00 reading
+    assert noon["actual_energy_kwh"] == pytest.approx((11 * 1200 + 1800) * 5 / 60 / 1000)  # 1.25
+    assert noon["ac_power_max_w"] == 1800.0
+    assert noon["ac_power_mean_w"] == pytest.approx(1250.0)
+    assert noon["dc_current_min_ratio"] == 0.0                      # dead string
+    assert noon["status_fault_count"] == 1
+    assert got[("A", 11)]["n_readings"] == 1 and got[("A", 11)]["actual_energy_kwh"] == pytest.approx(0.075)
+    assert got[("A", 13)]["dc_current_min_ratio"] == pytest.approx(1.0)
+    assert got[("B", 12)]["dc_current_min_ratio"] is None          # single MPPT
+    assert got[("C", 1)]["dc_current_min_ratio"] is None           # night
+    assert got[("B", 12)]["actual_energy_kwh"] == pytest.approx(2 * 400 * 5 / 60 / 1000)
+    assert a.schema["ts_utc"] == pl.Datetime("us", "UTC")
+
+
+def test_readings_for_days_window():
+    ts = [_ts(2025, 6, 1, 0, 0), _ts(2025, 6, 1, 0, 5), _ts(2025, 6, 2, 0, 0), _ts(2025, 6, 2, 0, 5)]
+    df = pl.DataFrame({"ts_utc": ts}).with_columns(pl.col("ts_utc").dt.cast_time_unit("us"))
+    kept = df.filter(ym.readings_for_days(dt.date(2025, 6, 1)))["ts_utc"].to_list()
+    assert kept == ts[1:3]
+
+
+# ---------------------------------------------------------------------------------------------
+# (d) station gap -> clear sky x the station-day clear-sky index, flagged estimated
+# ---------------------------------------------------------------------------------------------
+
+def test_weather_gap_falls_back_to_scaled_clear_sky():
+    start = _ts(2025, 6, 21, 0)
+    times = [start + dt.timedelta(hours=h) for h in range(24)]
+    cs = _clear_sky_ghi([t.replace(tzinfo=None) for t in times], AMS_LAT, AMS_LON)
+    ghi = list(0.5 * cs)
+    temp = [10.0 + 0.5 * h for h in range(24)]
+    ghi[11] = None
+    temp[11] = None
+    w = _weather(1, start, ghi, temp)
+    e = ym.expected_hourly(_systems(1), w, _stations())
+    assert e.height == 24
+    est = e.filter(pl.col("estimated"))
+    assert est["ts_utc"].to_list() == [times[11]]
+    assert est["ghi_irradiation_kwh_m2"][0] == pytest.approx(0.5 * cs[11] / 1000, rel=0.02)
+    assert est["temp_air_c"][0] == pytest.approx(15.5)               # linear interpolation
+    assert est["expected_energy_kwh"][0] > 0.5
+    # a whole day missing (row absent and blank) -> clear sky x the documented fallback index
+    w2 = pl.concat([w.filter(pl.col("ts_utc").dt.hour() < 2),
+                    _weather(1, _ts(2025, 6, 21, 10), [None] * 3).with_columns(pl.col("temp_air_c") * 0 + 15.0)])
+    e2 = ym.expected_hourly(_systems(1), w2, _stations())
+    assert e2.height == 13                                            # 00..12, absent hours filled
+    noon = e2.filter(pl.col("ts_utc") == times[11])
+    assert noon["estimated"][0] is True
+    assert noon["ghi_irradiation_kwh_m2"][0] == pytest.approx(
+        ym.YieldParams().clearsky_index_fallback * cs[11] / 1000, rel=0.02)
+
+
+# ---------------------------------------------------------------------------------------------
+# (e) vectorisation: together == alone; pv_intervals flags and schema
+# ---------------------------------------------------------------------------------------------
+
+def test_three_systems_together_equal_each_alone():
+    st = _stations()
+    w = pl.concat([_weather(1, _ts(2025, 6, 21, 0), [0, 0, 0, 0, 50, 150, 300, 450, 600, 700, 750, 800,
+                                                       780, 700, 600, 450, 300, 150, 60, 10, 0, 0, 0, 0]),
+                   _weather(2, _ts(2025, 6, 21, 0), [0, 0, 0, 0, 20, 80, 200, 300, 400, 650, 800, 820,
+                                                       500, 300, 700, 600, 350, 200, 90, 20, 0, 0, 0, 0])])
+    sys = _systems(3)
+    together = ym.expected_hourly(sys, w, st)
+    alone = pl.concat([ym.expected_hourly(sys[i:i + 1], w, st) for i in range(3)])
+    assert together.height == 72
+    assert_frame_equal(together, alone)
+    assert together.select(pl.col("system_id", "ts_utc")).equals(
+        together.select(pl.col("system_id", "ts_utc")).sort("system_id", "ts_utc"))
+    assert (together.filter(pl.col("night"))["expected_energy_kwh"] == 0).all()
+
+
+def test_pv_intervals_join_flags_and_schema():
+    st = _stations()
+    sys = _systems(1)
+    w = _weather(1, _ts(2025, 6, 21, 10), [700.0, 800.0, 750.0])
+    e = ym.expected_hourly(sys, w, st)
+    schema = {"system_id": pl.String, "ts_utc": pl.Datetime("us", "UTC"), "ac_power_w": pl.Float64,
+              "status": pl.String,
+              "dc": pl.List(pl.Struct({"mppt": pl.Int8, "voltage_v": pl.Float64, "current_a": pl.Float64}))}
+    rows = [_reading("sys_0", _ts(2025, 6, 21, 10) + dt.timedelta(minutes=5 * k), 3950.0, [6.0, 6.0])
+            for k in range(1, 13)]                                    # 10:00 hour complete, clipped
+    rows += [_reading("sys_0", _ts(2025, 6, 21, 11) + dt.timedelta(minutes=5 * k), 2000.0, [6.0, 6.0])
+             for k in range(1, 11)]                                   # 11:00 hour: 10 readings
+    a = ym.hourly_actuals(pl.DataFrame(rows, schema=schema))          # 12:00 hour: none
+    iv = ym.pv_intervals(a, e, sys)
+    assert_silver_schema(iv)
+    assert iv["ts_utc"].dt.hour().to_list() == [10, 11, 12]
+    assert iv["missing_data"].to_list() == [False, True, True]
+    assert iv["clipped"].to_list() == [True, False, False]
+    assert iv["n_readings"].to_list() == [12, 10, 0]
+    assert iv["actual_energy_kwh"][2] is None
+    assert iv["day"].to_list() == [dt.date(2025, 6, 21)] * 3
+
+
+# ---------------------------------------------------------------------------------------------
+# accuracy against the generator's ground truth
+# ---------------------------------------------------------------------------------------------
+
+FLEET = dict(n_systems=12, start=dt.date(2025, 6, 1), days=10, seed=5)
+
+
+@pytest.fixture(scope="module")
+def landed_fleet(tmp_path_factory):
+    from wattlake.generator import generate_fleet
+    from wattlake.lake import Lake
+    from wattlake.landing import land
+    from wattlake.registry import land_registry
+
+    root = tmp_path_factory.mktemp("yield_landing")
+    generate_fleet(root, **FLEET)
+    lake = Lake(str(tmp_path_factory.mktemp("yield_lake")))
+    land_registry(lake, root)
+    days = [(FLEET["start"] + dt.timedelta(days=i)).isoformat() for i in range(FLEET["days"])]
+    land(lake, root, "inverter", days)
+    land(lake, root, "weather", days)
+    return root, lake
+
+
+def test_expected_daily_energy_against_ground_truth(landed_fleet):
+    root, lake = landed_fleet
+    systems = lake.read("restricted/systems")
+    first, last = FLEET["start"], FLEET["start"] + dt.timedelta(days=FLEET["days"] - 1)
+    readings = lake.read("bronze/inverter_readings").filter(ym.readings_for_days(first, last))
+    iv = ym.pv_intervals(ym.hourly_actuals(readings),
+                         ym.expected_hourly(systems, lake.read("bronze/weather"),
+                                            lake.read("bronze/weather_stations")),
+                         systems)
+    assert_silver_schema(iv)
+    assert iv.group_by("system_id", "ts_utc").len()["len"].max() == 1
+    assert iv.height == 12 * 10 * 24                                  # every system-hour, once
+
+    daily = iv.group_by("system_id", "day").agg(
+        pl.col("expected_energy_kwh").sum(), pl.col("actual_energy_kwh").sum())
+    truth = pl.read_parquet(root / "ground_truth" / "system_daily.parquet")
+    faults = pl.read_parquet(root / "ground_truth" / "faults.parquet")
+    faulty = (truth.select("system_id", "day").join(faults, on="system_id")
+              .filter(pl.col("day").is_between(pl.col("first_day"), pl.col("last_day")))
+              .select("system_id", "day").unique())
+    healthy = (daily.join(truth, on=["system_id", "day"])
+               .join(faulty, on=["system_id", "day"], how="anti")
+               .with_columns(((pl.col("expected_energy_kwh") - pl.col("fault_free_ac_kwh"))
+                              / pl.col("fault_free_ac_kwh")).alias("err")))
+    ape = healthy["err"].abs()
+    med, p95, bias = ape.median(), ape.quantile(0.95, "linear"), healthy["err"].median()
+    print(f"\nexpected vs fault-free daily AC on {healthy.height} healthy system-days: "
+          f"median APE {med:.2%}, P95 {p95:.2%}, median signed error {bias:+.2%}")
+    # The landed actuals reproduce the truth's AC energy (landing keeps every good reading).
+    act_err = (healthy["actual_energy_kwh"] - healthy["true_ac_kwh"]).abs() / healthy["true_ac_kwh"]
+    assert act_err.median() < 0.001
+
+    assert healthy.height >= 30
+    # Bounds. The generator gives each house a cloudiness that differs from its station's by a
+    # log-normal factor exp(N(0, 0.04)) per system-day, invisible to any estimator that uses the
+    # station: that alone is a median |error| of 0.674 x 4 % = 2.7 % and a P95 of 1.96 x 4 % =
+    # 7.8 %. On top: hourly instead of 5-min weather, registry vs true orientation (+-2.5 deg
+    # tilt, +-5 deg azimuth), a generic PVWatts loss budget and ageing rate vs the truth's, and a
+    # different angular-loss model, worth a couple of per cent of bias. Measured (seed 5):
+    # median 3.4 %, P95 7.7 %, bias -2.0 %. Assert with room for that noise on ~45 days:
+    assert med < 0.06
+    assert p95 < 0.15
+    assert abs(bias) < 0.05
