@@ -1,4 +1,4 @@
-"""Great Expectations (1.x) suites for the bronze tables, and the code that runs them.
+"""Great Expectations (1.x) suites for the bronze and silver tables, and the code that runs them.
 
 Each table has a :class:`Suite`: a ``prepare`` function that turns the table's rows (Polars)
 into the frames the expectations look at — the rows themselves with derived check columns
@@ -16,6 +16,8 @@ Thresholds, and why:
 - irradiance 0 .. 1,400 W/m2 (above the solar constant at the surface only briefly, with cloud
   enhancement); air temperature -30 .. 45 degC; wind 0 .. 50 m/s (Dutch records).
 - completeness >= 95 % of the expected intervals per system (or station) and UTC day.
+- silver hourly energy 0 .. 1.2 kWh per kWp (1 kW/m2 for an hour is 1 kWh/kWp at STC; 20 %
+  margin for cloud enhancement and cold modules); plane-of-array irradiation 0 .. 1.4 kWh/m2.
 
 GX is imported lazily (``import great_expectations`` takes ~5 s); it validates pandas frames,
 so the prepared Polars frames are converted with only the columns the expectations use.
@@ -40,6 +42,7 @@ COMPLETENESS_MIN = 0.95
 FUTURE_TOLERANCE = dt.timedelta(minutes=10)
 COUNTER_TOLERANCE_KWH = 0.01
 SAMPLE_ROWS = 1000
+SILVER_MAX_KWH_PER_KWP = 1.2
 
 
 @dataclass(frozen=True)
@@ -162,6 +165,14 @@ def prepare_weather(frame: pl.DataFrame, systems: pl.DataFrame, now: dt.datetime
     return {"rows": _time_checks(frame, now), "daily": _completeness(frame, "station_id", 24)}
 
 
+def prepare_silver(frame: pl.DataFrame, systems: pl.DataFrame, now: dt.datetime) -> dict[str, pl.DataFrame]:
+    rows = _time_checks(frame, now).join(systems.select("system_id", "kwp"), on="system_id", how="left").with_columns(
+        (pl.col("actual_energy_kwh") / pl.col("kwp")).alias("actual_kwh_per_kwp"),
+        (pl.col("expected_energy_kwh") / pl.col("kwp")).alias("expected_kwh_per_kwp"),
+    )
+    return {"rows": rows}
+
+
 def prepare_plain(frame: pl.DataFrame, systems: pl.DataFrame, now: dt.datetime) -> dict[str, pl.DataFrame]:
     return {"rows": frame}
 
@@ -228,6 +239,18 @@ SUITES: dict[str, Suite] = {
         Check("wind_range", "rows", False, "wind speed between 0 and 50 m/s", between("wind_speed_m_s", 0.0, 50.0)),
         Check("completeness", "daily", False, "at least 23 of 24 hourly observations per station-day",
               between("completeness", COMPLETENESS_MIN, None)),
+    ]),
+    T.PV_INTERVALS.name: Suite(T.PV_INTERVALS.name, prepare_silver, [
+        *_integrity(T.PV_INTERVALS),
+        Check("readings_per_hour", "rows", True, "0 to 12 five-minute readings behind each hour",
+              between("n_readings", 0, 12)),
+        Check("actual_energy_plausible", "rows", False,
+              "measured energy 0 .. 1.2 kWh per kWp in an hour (1 kW/m2 x 1 h, with cloud-edge margin)",
+              between("actual_kwh_per_kwp", 0.0, SILVER_MAX_KWH_PER_KWP)),
+        Check("expected_energy_plausible", "rows", True, "modelled energy 0 .. 1.2 kWh per kWp in an hour",
+              between("expected_kwh_per_kwp", 0.0, SILVER_MAX_KWH_PER_KWP)),
+        Check("poa_range", "rows", False, "plane-of-array irradiation 0 .. 1.4 kWh/m2 in an hour",
+              between("poa_irradiation_kwh_m2", 0.0, 1.4)),
     ]),
     T.QUARANTINE.name: Suite(T.QUARANTINE.name, prepare_plain, [
         *_schema_checks(T.QUARANTINE),

@@ -38,7 +38,10 @@ def test_demo_generates_lands_and_summarises(tmp_path):
     assert again.returncode == 0 and "using the existing landing folder" in again.stdout
     assert lake.read("bronze/inverter_readings").height == n
     tables = run(["tables"], tmp_path)
-    assert tables.returncode == 0 and "bronze/weather" in tables.stdout
+    assert tables.returncode == 0 and "bronze/weather" in tables.stdout and "gold/system_daily" in tables.stdout
+    ev = run(["evaluate"], tmp_path)
+    assert ev.returncode == 0, ev.stderr[-2000:]
+    assert "precision" in ev.stdout and "recall" in ev.stdout and "healthy system-days" in ev.stdout
 
 
 def test_dagster_loads_the_code_location(tmp_path):

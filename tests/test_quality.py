@@ -37,6 +37,7 @@ def clean(landed):
         assert frame.height > 0, spec.name
         out[spec.name] = frame
     out[T.QUARANTINE.name] = lake.read(T.QUARANTINE.name)
+    out[T.PV_INTERVALS.name] = lake.read(T.PV_INTERVALS.name, filter=pl.col("day") == DAY)
     return out, systems
 
 
@@ -88,6 +89,10 @@ SPECIFIC = {
     ("bronze/weather", "temperature_range"): lambda f: _bump_one(f, "temp_air_c", pl.lit(60.0)),
     ("bronze/weather", "wind_range"): lambda f: _bump_one(f, "wind_speed_m_s", pl.lit(-3.0)),
     ("bronze/weather", "completeness"): lambda f: _drop_half_of_one_series(f, "station_id"),
+    ("silver/pv_intervals", "readings_per_hour"): lambda f: _bump_one(f, "n_readings", pl.lit(13, dtype=pl.Int32)),
+    ("silver/pv_intervals", "actual_energy_plausible"): lambda f: _bump_one(f, "actual_energy_kwh", pl.lit(99.0)),
+    ("silver/pv_intervals", "expected_energy_plausible"): lambda f: _bump_one(f, "expected_energy_kwh", pl.lit(-1.0)),
+    ("silver/pv_intervals", "poa_range"): lambda f: _bump_one(f, "poa_irradiation_kwh_m2", pl.lit(2.0)),
     ("bronze/quarantine", "reason_present"): lambda f: _bump_one(f, "reason", pl.lit(None, dtype=pl.Utf8)),
 }
 
