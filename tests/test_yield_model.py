@@ -348,9 +348,10 @@ def test_expected_daily_energy_against_ground_truth(landed_fleet):
     # log-normal factor exp(N(0, 0.04)) per system-day, invisible to any estimator that uses the
     # station: that alone is a median |error| of 0.674 x 4 % = 2.7 % and a P95 of 1.96 x 4 % =
     # 7.8 %. On top: hourly instead of 5-min weather, registry vs true orientation (+-2.5 deg
-    # tilt, +-5 deg azimuth), a generic PVWatts loss budget and ageing rate vs the truth's, and a
-    # different angular-loss model, worth a couple of per cent of bias. Measured (seed 5):
-    # median 3.4 %, P95 7.7 %, bias -2.0 %. Assert with room for that noise on ~45 days:
+    # tilt, +-5 deg azimuth), a generic PVWatts loss budget and ageing rate vs the truth's, a
+    # different angular-loss model, and PVWatts DC/AC vs the truth's CEC single-diode modules and
+    # Sandia inverters, worth a few per cent. Measured (seed 5): median 3.35 %, P95 10.1 %,
+    # bias -1.1 %. Assert with room for that noise on ~45 days:
     assert med < 0.06
     assert p95 < 0.15
     assert abs(bias) < 0.05

@@ -12,7 +12,8 @@ Layout (root = ``landing``)::
     device/<UTC day>/<em_id>.jsonl
     ground_truth/faults.parquet, ground_truth/bad_input.parquet,
     ground_truth/system_daily.parquet   (true and fault-free AC energy, GHI and POA per system-day)
-    ground_truth/systems_true.parquet   (true tilt/azimuth, modules per MPPT input)
+    ground_truth/systems_true.parquet   (true tilt/azimuth, modules per MPPT input, CEC module
+                                         and inverter model, true array kWp at STC)
 
 How it scales: one loop over days carries the state (energy counters, cloud/temperature/wind
 processes, soiling, late messages, the previous day's meter readings); within a day everything
@@ -34,6 +35,7 @@ import numpy as np
 import pandas as pd
 import polars as pl
 
+from . import cec
 from .badinput import BadInputSchedule, empty_gt, gt_frame
 from .faults import FaultPlan
 from .inverter import InverterWriter
@@ -197,6 +199,10 @@ def _generate(landing, n_systems, start, days, seed, faults, bad_input, progress
         "series_modules_mppt2": fleet.series_modules[:, 1],
         "series_modules_mppt3": fleet.series_modules[:, 2],
         "module_wp": fleet.module_wp,
+        "cec_module": np.array(cec.MODULE_NAMES)[fleet.module_idx],
+        "n_modules": fleet.n_modules,
+        "true_kwp": np.round(fleet.true_kwp, 4),
+        "cec_inverter": np.array(cec.INVERTER_NAMES)[fleet.inverter_idx],
     }).write_parquet(landing / "ground_truth" / "systems_true.parquet")
 
     counts = bad.group_by("source", "kind").len().sort("source", "kind")

@@ -5,9 +5,10 @@ Everything is drawn from one seeded :class:`numpy.random.Generator` and built co
 
 Besides the public registry (``registry/systems.csv``, ``registry/subjects.csv``,
 ``registry/installation_photos.csv``) the builder returns the *true* physical parameters of every
-system (true tilt/azimuth, modules per string, module rating) used by the physics, which differ
-from the registry values by a few degrees (and by > 30 degrees for ``wrong_metadata`` faults,
-which :mod:`wattlake.generator.faults` applies afterwards).
+system (true tilt/azimuth, modules per string, module rating, the true CEC module and inverter
+model from :mod:`wattlake.generator.cec`, drawn from their own seeded stream) used by the
+physics; orientations differ from the registry values by a few degrees (and by > 30 degrees for
+``wrong_metadata`` faults, which :mod:`wattlake.generator.faults` applies afterwards).
 
 Units: ``lat``/``lon`` [degrees], ``kwp`` [kWp DC at STC], ``inverter_ac_kw`` [kW AC],
 ``tilt_deg``/``azimuth_deg`` [degrees, azimuth 180 = south], ``guarantee_kwh_per_year`` [kWh AC].
@@ -20,6 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
+
+from . import cec
 
 #: Real KNMI automatic weather stations (station number, name, lat, lon, altitude m).
 STATIONS: list[tuple[int, str, float, float, float]] = [
@@ -162,7 +165,11 @@ class Fleet:
     series_modules: np.ndarray  # (n_systems, 3) modules in series per MPPT input, 0 if absent
     input_share: np.ndarray  # (n_systems, 3) share of the array's modules on each input
     n_strings: np.ndarray
-    kwp: np.ndarray
+    kwp: np.ndarray  # registry kWp (modules x nominal rating)
+    module_idx: np.ndarray  # index into ``cec.MODULE_NAMES`` (the true module)
+    inverter_idx: np.ndarray  # index into ``cec.INVERTER_NAMES`` (true inverter model, scaled)
+    n_modules: np.ndarray  # true number of modules of the array
+    true_kwp: np.ndarray  # true array power at STC [kW] (n_modules x CEC STC rating)
     ac_kw: np.ndarray
     install_date: np.ndarray  # datetime64[D]
     annual_load_kwh: np.ndarray  # household base consumption, excl. EV and heat pump
@@ -467,6 +474,27 @@ def build_fleet(n_systems: int, start: dt.date, seed: int) -> Fleet:
         schema={"system_id": pl.String, "file_name": pl.String, "sha256": pl.String},
     )
 
+    # --- true module and inverter (CEC library), own random stream ------------------------
+    rng_m = np.random.default_rng([seed, 0, 2])
+    stc_all = cec.module_table()["STC"]
+    module_idx = np.zeros(n, dtype=int)
+    for wp, names in cec.MODULES.items():  # a handful of ratings
+        sel = module_wp == wp
+        idx = np.array([cec.MODULE_NAMES.index(m) for m in names])
+        module_idx[sel] = idx[rng_m.integers(0, len(idx), size=int(sel.sum()))]
+    stc = stc_all[module_idx]
+    # modules needed for the registry kWp with the true module (equals the registry count while
+    # the CEC rating is within +-half a module of the nominal one)
+    n_modules = np.round(kwp * 1000 / stc).astype(int)
+    if (n_modules != n_mod).any():  # keep the wiring consistent: scale the inputs
+        mods = np.round(mods * (n_modules / n_mod)[:, None]).astype(int)
+        mods[:, 0] += n_modules - mods.sum(axis=1)
+        n_par = np.ceil(mods / 16).clip(1)
+        series = np.where(mods > 0, mods / n_par, 0.0)
+        share = mods / n_modules[:, None]
+    true_kwp = n_modules * stc / 1000.0
+    inverter_idx = np.array([cec.INVERTER_NAMES.index(cec.INVERTERS[b]) for b in brand], dtype=int)
+
     return Fleet(
         stations=st,
         systems=systems,
@@ -480,6 +508,10 @@ def build_fleet(n_systems: int, start: dt.date, seed: int) -> Fleet:
         input_share=share,
         n_strings=n_strings,
         kwp=kwp,
+        module_idx=module_idx,
+        inverter_idx=inverter_idx,
+        n_modules=n_modules,
+        true_kwp=true_kwp,
         ac_kw=ac_kw,
         install_date=install.astype("datetime64[D]"),
         annual_load_kwh=annual_load,
