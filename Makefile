@@ -35,7 +35,7 @@ dev: install $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -m pipelines.definitions
 
 bench: install
-	$(BIN)/python benchmarks/p1_parse.py
+	$(BIN)/python benchmarks/run.py --systems 100 --days 365 --json bench-100.json
 
 clean:
 	rm -rf lakehouse landing .dagster_home

@@ -1,0 +1,428 @@
+"""End-to-end benchmark: the real pipeline stages on a generated fleet, against a naive baseline.
+
+    .venv/bin/python benchmarks/run.py --systems 100 --days 365 --json bench-100.json [--workdir DIR] [--keep]
+
+1. Generates ``N`` systems x ``D`` days from 2025-01-01 with :func:`wattlake.generator.generate_fleet`
+   in a child process (timed and reported as ``generation_seconds``, not counted; a child process
+   so the generator's memory does not pollute the stages' peak RSS).
+2. Lands the registry, then runs each stage in this process on a local lake in the work dir, the
+   way the Dagster assets do (same domain functions, same chunking), timing each one:
+   ``land_inverter``, ``land_meter``, ``land_device``, ``land_weather`` (``wattlake.landing.land``
+   over ``chunk_days`` groups), ``silver_pv_intervals`` (``build_pv_intervals`` + ``Lake.overwrite``
+   in month chunks), ``gold_system_daily`` and ``alerts`` (``detect_alerts``). Stages not built yet
+   are listed with ``"skipped": "not built yet"``.
+3. Runs a naive baseline (pandas ``read_json`` per file, Python-set deduplication, a pvlib
+   ``ModelChain`` loop per system) on a small subset of the same landing files, in the same run,
+   and reports ``speedup_vs_naive`` per system-year.
+4. Prints a table and writes JSON.
+
+Peak RSS is ``ru_maxrss`` of this process after each stage (monotonic: a stage that needs less
+memory than an earlier one shows the earlier peak and a zero delta).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import io
+import json
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+START = dt.date(2025, 1, 1)
+SEED = 42
+MARKER = ".wattlake-bench"
+#: the stages of the inverter path, summed for the comparison with the naive baseline
+INVERTER_PATH = ("land_inverter", "land_weather", "silver_pv_intervals", "gold_system_daily", "alerts")
+NOT_BUILT = ("guarantee_evaluations", "research_release")
+
+
+def say(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def peak_rss_bytes() -> int:
+    r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(r if sys.platform == "darwin" else r * 1024)  # KiB on Linux, bytes on macOS
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=10)
+        return (out.stdout.strip() or None) if out.returncode == 0 else None
+    except Exception:  # no git, not a checkout, ...
+        return None
+
+
+# ---------------------------------------------------------------------------------------------
+# 1. generation (child process)
+# ---------------------------------------------------------------------------------------------
+
+def generate(landing: Path, systems: int, days: int) -> float:
+    code = ("import datetime as dt, sys, warnings; warnings.filterwarnings('ignore');"
+            f"sys.path.insert(0, {str(ROOT)!r});"
+            "from wattlake.generator import generate_fleet;"
+            f"generate_fleet({str(landing)!r}, n_systems={systems}, start=dt.date.fromisoformat({START.isoformat()!r}),"
+            f" days={days}, seed={SEED})")
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-c", code], check=True)
+    return time.perf_counter() - t0
+
+
+def landing_days(root: Path) -> list[str]:
+    return sorted({p.name for s in ("inverter", "meter", "device", "weather") if (root / s).is_dir()
+                   for p in (root / s).iterdir() if p.is_dir() and len(p.name) == 10})
+
+
+# ---------------------------------------------------------------------------------------------
+# 2. pipeline stages
+# ---------------------------------------------------------------------------------------------
+
+class Stages:
+    def __init__(self) -> None:
+        self.rows: list[dict] = []
+        self._rss = peak_rss_bytes()
+
+    def run(self, name: str, fn, unit: str = "rows") -> dict:
+        say(f"[stage] {name} ...")
+        t0 = time.perf_counter()
+        rows, extra = fn()
+        seconds = time.perf_counter() - t0
+        rss = peak_rss_bytes()
+        rec = {"name": name, "rows": int(rows), "seconds": round(seconds, 4),
+               "rows_per_s": round(rows / seconds, 1) if seconds > 0 else None,
+               "peak_rss_bytes": rss, "peak_rss_delta_bytes": rss - self._rss, **extra}
+        if unit != "rows":
+            rec[f"{unit}_per_s"] = rec["rows_per_s"]
+        self._rss = rss
+        self.rows.append(rec)
+        say(f"[stage] {name}: {rows:,} {unit} in {seconds:.2f} s ({rec['rows_per_s'] or 0:,.0f}/s), "
+            f"peak RSS {rss / 2**20:,.0f} MB")
+        return rec
+
+
+def run_pipeline(lake, landing: Path, days: list[str]) -> tuple[list[dict], dict]:
+    import polars as pl
+
+    from assets.yield_ import build_pv_intervals, day_chunks
+    from wattlake import tables as T
+    from wattlake.alerts import detect_alerts
+    from wattlake.landing import chunk_days, land
+    from wattlake.performance import system_daily
+    from wattlake.registry import land_registry
+    from wattlake.tables import ALERTS, SYSTEM_DAILY
+    from wattlake.yield_model import PV_INTERVALS
+
+    t0 = time.perf_counter()
+    reg = land_registry(lake, landing)
+    registry = {"seconds": round(time.perf_counter() - t0, 4), "rows": {k: r.rows for k, r in reg.items()}}
+    say(f"[registry] landed in {registry['seconds']:.2f} s: {registry['rows']}")
+
+    st = Stages()
+
+    def landing_stage(source: str):
+        def fn():
+            reports = [land(lake, landing, source, group) for group in chunk_days(landing, source, days)]
+            tot = {k: sum(getattr(r, k) for r in reports)
+                   for k in ("files", "records", "landed", "duplicates", "quarantined")}
+            return tot["records"], {"files": tot["files"], "landed": tot["landed"], "duplicates": tot["duplicates"],
+                                    "quarantined": tot["quarantined"], "merges": len(reports)}
+        return fn
+
+    st.run("land_inverter", landing_stage("inverter"))
+    st.run("land_meter", landing_stage("meter"), unit="telegrams")
+    st.run("land_device", landing_stage("device"))
+    st.run("land_weather", landing_stage("weather"))
+
+    def silver():
+        rows = 0
+        chunks = day_chunks(days[0], days[-1])
+        for first, last in chunks:
+            frame = build_pv_intervals(lake, first, last)
+            lake.overwrite(PV_INTERVALS.name, frame, PV_INTERVALS.schema, partition_by="day",
+                           predicate=f"day >= '{first}' AND day <= '{last}'",
+                           configuration=PV_INTERVALS.configuration)
+            rows += frame.height
+        return rows, {"chunks": len(chunks)}
+
+    st.run("silver_pv_intervals", silver)
+
+    def gold():
+        systems = lake.read(T.SYSTEMS.name)
+        rows = 0
+        for first, last in day_chunks(days[0], days[-1]):
+            intervals = lake.read(PV_INTERVALS.name, filter=pl.col("day").is_between(first, last))
+            frame = system_daily(intervals, systems)
+            lake.overwrite(SYSTEM_DAILY.name, frame, SYSTEM_DAILY.schema, partition_by="day",
+                           predicate=f"day >= '{first}' AND day <= '{last}'",
+                           configuration=SYSTEM_DAILY.configuration)
+            rows += frame.height
+        return rows, {}
+
+    st.run("gold_system_daily", gold)
+
+    def alerts():
+        daily = lake.read(SYSTEM_DAILY.name)
+        intervals = lake.read(PV_INTERVALS.name)
+        out = detect_alerts(daily, intervals, lake.read(T.SYSTEMS.name))
+        lake.overwrite(ALERTS.name, out, ALERTS.schema, configuration=ALERTS.configuration)
+        # rows = system-days judged; the episodes found are reported alongside
+        return daily.height, {"alerts": out.height}
+
+    st.run("alerts", alerts)
+    stages = st.rows + [{"name": n, "skipped": "not built yet"} for n in NOT_BUILT]
+    return stages, registry
+
+
+# ---------------------------------------------------------------------------------------------
+# 3. naive baseline
+# ---------------------------------------------------------------------------------------------
+
+def _read_jsonl_naive(path: Path):
+    """pandas read_json per file; a file with a broken line falls back to json.loads line by line."""
+    import pandas as pd
+
+    text = path.read_text(encoding="utf-8", errors="replace")
+    try:
+        return pd.read_json(io.StringIO(text), lines=True, dtype=False)
+    except ValueError:
+        recs = []
+        for line in text.splitlines():
+            try:
+                recs.append(json.loads(line))
+            except ValueError:
+                pass
+        return pd.DataFrame.from_records(recs)
+
+
+def _read_knmi_naive(path: Path):
+    import pandas as pd
+
+    lines = [ln for ln in path.read_text(encoding="utf-8", errors="replace").splitlines() if ln.strip()]
+    header = next(ln for ln in reversed(lines) if ln.startswith("#") and "STN" in ln)
+    cols = [c.strip() for c in header.lstrip("# ").split(",")]
+    data = "\n".join(ln for ln in lines if not ln.startswith("#"))
+    return pd.read_csv(io.StringIO(data), names=cols, skipinitialspace=True)
+
+
+def run_naive(landing: Path, days: list[str], n_fleet: int, n_systems: int = 3, max_days: int = 30) -> dict:
+    """The first script: pandas + a Python set + a ModelChain per system, on a subset."""
+    import warnings
+
+    import numpy as np
+    import pandas as pd
+    import pvlib
+
+    warnings.filterwarnings("ignore")
+    sub_days = days[:max_days]
+    systems = pd.read_csv(landing / "registry" / "systems.csv").head(n_systems)
+    serials = set(systems["serial"])
+    say(f"[naive] {len(systems)} systems x {len(sub_days)} days (reads the fleet's files, keeps the subset)")
+
+    # --- read: every inverter and weather file of those days (files hold the whole fleet) ------
+    t0 = time.perf_counter()
+    frames, weather = [], []
+    for day in sub_days:
+        for f in sorted((landing / "inverter" / day).glob("*.jsonl")):
+            df = _read_jsonl_naive(f)
+            frames.append(df[df["serial"].isin(serials)])
+        for f in sorted((landing / "weather" / day).glob("*.txt")):
+            weather.append(_read_knmi_naive(f))
+    raw = pd.concat(frames, ignore_index=True)
+    wx = pd.concat(weather, ignore_index=True)
+    read_s = time.perf_counter() - t0
+
+    # --- dedupe: row by row with a Python set of (serial, ts) ---------------------------------
+    t0 = time.perf_counter()
+    seen: set = set()
+    keep = []
+    for row in raw.itertuples(index=False):
+        key = (row.serial, row.ts)
+        if key in seen or not isinstance(row.ts, str) or pd.isna(row.ac_power_w):
+            keep.append(False)
+            continue
+        seen.add(key)
+        keep.append(True)
+    readings = raw[keep].copy()
+    readings["ts_utc"] = pd.to_datetime(readings["ts"], utc=True, errors="coerce", format="ISO8601")
+    lo = pd.Timestamp(sub_days[0], tz="UTC")
+    hi = pd.Timestamp(sub_days[-1], tz="UTC") + pd.Timedelta(days=1)
+    readings = readings[(readings["ts_utc"] > lo) & (readings["ts_utc"] <= hi)]  # drops NaT and future stamps
+    dedupe_s = time.perf_counter() - t0
+
+    # --- model: a ModelChain per system, then hourly/daily comparison ---------------------------
+    t0 = time.perf_counter()
+    wx = wx.dropna(subset=["Q"])
+    wx["ts_utc"] = (pd.to_datetime(wx["YYYYMMDD"].astype(str), format="%Y%m%d").dt.tz_localize("UTC")
+                    + pd.to_timedelta(wx["HH"] - 1, unit="h"))
+    daily_rows = 0
+    results = []
+    for s in systems.itertuples(index=False):
+        w = wx[wx["STN"] == s.station_id].set_index("ts_utc").sort_index()
+        w = w[~w.index.duplicated()]
+        times = w.index + pd.Timedelta(minutes=30)  # hour midpoint
+        loc = pvlib.location.Location(s.lat, s.lon, tz="UTC")
+        sp = loc.get_solarposition(times)
+        ghi = pd.Series(w["Q"].to_numpy() * 10000.0 / 3600.0, index=times)  # J/cm2 per hour -> W/m2
+        erbs = pvlib.irradiance.erbs(ghi, sp["zenith"], times)
+        weather_in = pd.DataFrame({"ghi": ghi, "dni": erbs["dni"], "dhi": erbs["dhi"],
+                                   "temp_air": w["T"].to_numpy() / 10.0, "wind_speed": w["FH"].to_numpy() / 10.0},
+                                  index=times).fillna({"temp_air": 12.0, "wind_speed": 3.0})
+        system = pvlib.pvsystem.PVSystem(
+            surface_tilt=s.tilt_deg, surface_azimuth=s.azimuth_deg,
+            module_parameters={"pdc0": s.kwp * 1000.0, "gamma_pdc": -0.0037},
+            inverter_parameters={"pdc0": s.inverter_ac_kw * 1000.0 / 0.96, "eta_inv_nom": 0.96},
+            temperature_model_parameters={"u0": 25.0, "u1": 6.84})
+        mc = pvlib.modelchain.ModelChain(system, loc, dc_model="pvwatts", ac_model="pvwatts",
+                                         aoi_model="physical", spectral_model="no_loss",
+                                         temperature_model="faiman")
+        mc.run_model(weather_in)
+        expected = (mc.results.ac.clip(lower=0) / 1000.0)  # W over 1 h -> kWh
+        expected.index = expected.index - pd.Timedelta(minutes=30)
+        r = readings[readings["serial"] == s.serial].set_index("ts_utc").sort_index()
+        # a reading at ts is the mean power of (ts - 5 min, ts]
+        actual = (r["ac_power_w"].astype(float) * (5 / 60) / 1000.0)
+        actual.index = actual.index - pd.Timedelta(minutes=2.5)
+        actual_h = actual.resample("1h").sum()
+        hourly = pd.DataFrame({"actual_kwh": actual_h, "expected_kwh": expected}).fillna(0.0)
+        daily = hourly.resample("1D").sum()
+        daily["ratio"] = np.where(daily["expected_kwh"] > 0, daily["actual_kwh"] / daily["expected_kwh"], np.nan)
+        daily_rows += len(daily)
+        results.append(daily)
+    model_s = time.perf_counter() - t0
+
+    sub_sy = len(systems) * len(sub_days) / 365.0       # system-years the dedupe + model parts covered
+    fleet_sy = n_fleet * len(sub_days) / 365.0          # system-years in the files the read part parsed
+    per_sy = read_s / fleet_sy + dedupe_s / sub_sy + model_s / sub_sy
+    out = {
+        "systems": int(len(systems)), "days": len(sub_days), "fleet_systems_in_files": n_fleet,
+        "raw_rows": int(len(raw)), "readings": int(len(readings)), "daily_rows": int(daily_rows),
+        "read_seconds": round(read_s, 4), "dedupe_seconds": round(dedupe_s, 4), "model_seconds": round(model_s, 4),
+        "seconds": round(read_s + dedupe_s + model_s, 4),
+        "seconds_per_system_year": round(per_sy, 4),
+        "scaling": "read / (fleet systems x days / 365) + (dedupe + model) / (subset systems x days / 365)",
+        "peak_rss_bytes": peak_rss_bytes(),
+    }
+    say(f"[naive] read {read_s:.2f} s, dedupe {dedupe_s:.2f} s, model {model_s:.2f} s -> "
+        f"{per_sy:,.1f} s per system-year")
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# 4. report
+# ---------------------------------------------------------------------------------------------
+
+def table(stages: list[dict]) -> str:
+    lines = [f"{'stage':24s} {'rows':>12s} {'seconds':>9s} {'rows/s':>12s} {'peak RSS MB':>12s}",
+             "-" * 73]
+    for s in stages:
+        if "skipped" in s:
+            lines.append(f"{s['name']:24s} {'skipped: ' + s['skipped']:>48s}")
+            continue
+        lines.append(f"{s['name']:24s} {s['rows']:>12,} {s['seconds']:>9.2f} {s['rows_per_s'] or 0:>12,.0f} "
+                     f"{s['peak_rss_bytes'] / 2**20:>12,.0f}")
+    return "\n".join(lines)
+
+
+def _prepare(workdir: Path) -> None:
+    """Own the work dir: refuse to clear a folder this script did not create."""
+    if workdir.exists() and any(workdir.iterdir()) and not (workdir / MARKER).exists():
+        raise SystemExit(f"{workdir} is not empty and not a benchmark work dir ({MARKER} missing); refusing to clear it")
+    for sub in ("landing", "lake"):
+        shutil.rmtree(workdir / sub, ignore_errors=True)
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / MARKER).touch()
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--systems", type=int, default=20)
+    p.add_argument("--days", type=int, default=30)
+    p.add_argument("--json", required=True, help="where to write the results")
+    p.add_argument("--workdir", help="landing + lake folder (default: a fresh temporary folder)")
+    p.add_argument("--keep", action="store_true", help="keep the work dir afterwards")
+    p.add_argument("--naive-systems", type=int, default=3)
+    p.add_argument("--naive-days", type=int, default=30)
+    args = p.parse_args(argv)
+
+    import logging
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    logging.getLogger("wattlake").setLevel(logging.WARNING)
+
+    workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="wattlake-bench-"))
+    _prepare(workdir)
+    landing, lake_root = workdir / "landing", workdir / "lake"
+    try:
+        say(f"[generate] {args.systems} systems x {args.days} days from {START} into {landing}")
+        gen_s = generate(landing, args.systems, args.days)
+        say(f"[generate] done in {gen_s:.1f} s (not counted)")
+        days = landing_days(landing)
+
+        from wattlake.lake import Lake
+
+        lake = Lake(str(lake_root))
+        t0 = time.perf_counter()
+        stages, registry = run_pipeline(lake, landing, days)
+        pipeline_s = time.perf_counter() - t0
+        naive = run_naive(landing, days, args.systems, args.naive_systems, min(args.days, args.naive_days))
+
+        by = {s["name"]: s for s in stages if "skipped" not in s}
+        path_s = sum(by[n]["seconds"] for n in INVERTER_PATH)
+        system_years = args.systems * len(days) / 365.0
+        pipe_per_sy = path_s / system_years
+        speedup = naive["seconds_per_system_year"] / pipe_per_sy if pipe_per_sy > 0 else None
+        result = {
+            "systems": args.systems,
+            "days": args.days,
+            "landing_days": len(days),
+            "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(),
+                        "python": platform.python_version(), "processor": platform.machine()},
+            "commit": git_commit(),
+            "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "generation_seconds": round(gen_s, 3),
+            "registry": registry,
+            "pipeline_seconds": round(pipeline_s, 3),
+            "stages": stages,
+            "naive": naive,
+            "pipeline_inverter_path": {"stages": list(INVERTER_PATH), "seconds": round(path_s, 4),
+                                       "seconds_per_system_year": round(pipe_per_sy, 4)},
+            "speedup_vs_naive": float(f"{speedup:.3g}") if speedup else None,
+        }
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+
+        say("")
+        say(f"wattlake benchmark: {args.systems} systems x {args.days} days, {os.cpu_count()} CPUs, "
+            f"generation {gen_s:.1f} s (not counted)")
+        say(table(stages))
+        say(f"\ninverter path ({' + '.join(INVERTER_PATH)}): {path_s:.2f} s = {pipe_per_sy:.3f} s per system-year")
+        say(f"naive baseline ({naive['systems']} systems x {naive['days']} days): "
+            f"{naive['seconds']:.2f} s = {naive['seconds_per_system_year']:.3f} s per system-year")
+        say(f"speedup vs naive: {result['speedup_vs_naive']}x")
+        say(f"written {args.json}")
+    finally:
+        if args.keep:
+            say(f"kept {workdir}")
+        elif args.workdir:
+            for sub in ("landing", "lake"):
+                shutil.rmtree(workdir / sub, ignore_errors=True)
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,41 @@
+"""benchmarks/run.py end to end on a tiny fleet: it runs, and its JSON has the promised shape."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+REQUIRED = {"name", "rows", "seconds", "rows_per_s", "peak_rss_bytes"}
+
+
+def test_benchmark_runs_and_reports(tmp_path):
+    out = tmp_path / "bench.json"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--systems", "3", "--days", "2",
+         "--json", str(out), "--workdir", str(tmp_path / "work")],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert result["systems"] == 3 and result["days"] == 2
+    assert {"cpu_count", "platform"} <= set(result["machine"])
+    assert result["generation_seconds"] > 0
+
+    stages = {s["name"]: s for s in result["stages"]}
+    run = {n: s for n, s in stages.items() if "skipped" not in s}
+    assert {"land_inverter", "land_meter", "land_device", "land_weather", "silver_pv_intervals",
+            "gold_system_daily", "alerts"} <= set(run)
+    for name, s in run.items():
+        assert REQUIRED <= set(s), (name, s)
+        assert s["seconds"] > 0 and s["peak_rss_bytes"] > 0, (name, s)
+    assert stages["guarantee_evaluations"]["skipped"] == "not built yet"
+    assert run["land_inverter"]["rows"] > 0
+    assert run["silver_pv_intervals"]["rows"] > 0
+    assert "telegrams_per_s" in run["land_meter"]
+
+    assert result["naive"]["seconds_per_system_year"] > 0
+    speedup = result["speedup_vs_naive"]
+    assert isinstance(speedup, (int, float)) and speedup > 0
+    # the work dir's landing and lake are removed without --keep
+    assert not (tmp_path / "work" / "lake").exists()
