@@ -8,7 +8,7 @@
 2. Lands the registry, then runs each stage in this process on a local lake in the work dir, the
    way the Dagster assets do (same domain functions, same chunking), timing each one:
    ``land_inverter``, ``land_meter``, ``land_device``, ``land_weather`` (``wattlake.landing.land``
-   over ``chunk_days`` groups), ``silver_pv_intervals`` (``build_pv_intervals`` + ``Lake.overwrite``
+   over ``chunk_days`` groups), ``silver_pv_intervals`` (``wattlake.modelling.write_pv_intervals``, as the asset
    in month chunks), ``gold_system_daily`` and ``alerts`` (``detect_alerts``). Stages not built yet
    are listed with ``"skipped": "not built yet"``.
 3. Runs a naive baseline (pandas ``read_json`` per file, Python-set deduplication, a pvlib
@@ -113,16 +113,10 @@ class Stages:
 
 
 def run_pipeline(lake, landing: Path, days: list[str]) -> tuple[list[dict], dict]:
-    import polars as pl
-
-    from assets.yield_ import build_pv_intervals, day_chunks
-    from wattlake import tables as T
-    from wattlake.alerts import detect_alerts
     from wattlake.landing import chunk_days, land
-    from wattlake.performance import system_daily
+    from wattlake.modelling import day_chunks, write_alerts, write_pv_intervals, write_system_daily
     from wattlake.registry import land_registry
-    from wattlake.tables import ALERTS, SYSTEM_DAILY
-    from wattlake.yield_model import PV_INTERVALS
+    from wattlake.tables import SYSTEM_DAILY
 
     t0 = time.perf_counter()
     reg = land_registry(lake, landing)
@@ -146,39 +140,20 @@ def run_pipeline(lake, landing: Path, days: list[str]) -> tuple[list[dict], dict
     st.run("land_weather", landing_stage("weather"))
 
     def silver():
-        rows = 0
-        chunks = day_chunks(days[0], days[-1])
-        for first, last in chunks:
-            frame = build_pv_intervals(lake, first, last)
-            lake.overwrite(PV_INTERVALS.name, frame, PV_INTERVALS.schema, partition_by="day",
-                           predicate=f"day >= '{first}' AND day <= '{last}'",
-                           configuration=PV_INTERVALS.configuration)
-            rows += frame.height
-        return rows, {"chunks": len(chunks)}
+        result = write_pv_intervals(lake, days[0], days[-1])
+        return result["rows"], {"chunks": len(day_chunks(days[0], days[-1]))}
 
     st.run("silver_pv_intervals", silver)
 
     def gold():
-        systems = lake.read(T.SYSTEMS.name)
-        rows = 0
-        for first, last in day_chunks(days[0], days[-1]):
-            intervals = lake.read(PV_INTERVALS.name, filter=pl.col("day").is_between(first, last))
-            frame = system_daily(intervals, systems)
-            lake.overwrite(SYSTEM_DAILY.name, frame, SYSTEM_DAILY.schema, partition_by="day",
-                           predicate=f"day >= '{first}' AND day <= '{last}'",
-                           configuration=SYSTEM_DAILY.configuration)
-            rows += frame.height
-        return rows, {}
+        return write_system_daily(lake, days[0], days[-1])["rows"], {}
 
     st.run("gold_system_daily", gold)
 
     def alerts():
-        daily = lake.read(SYSTEM_DAILY.name)
-        intervals = lake.read(PV_INTERVALS.name)
-        out = detect_alerts(daily, intervals, lake.read(T.SYSTEMS.name))
-        lake.overwrite(ALERTS.name, out, ALERTS.schema, configuration=ALERTS.configuration)
+        out = write_alerts(lake)
         # rows = system-days judged; the episodes found are reported alongside
-        return daily.height, {"alerts": out.height}
+        return lake.read(SYSTEM_DAILY.name).height, {"alerts": out.height}
 
     st.run("alerts", alerts)
     stages = st.rows + [{"name": n, "skipped": "not built yet"} for n in NOT_BUILT]

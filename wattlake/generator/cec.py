@@ -42,27 +42,25 @@ MODULE_COLS = ["STC", "N_s", "V_mp_ref", "I_mp_ref", "alpha_sc", "a_ref", "I_L_r
 INVERTER_COLS = ["Paco", "Pdco", "Vdco", "Pso", "C0", "C1", "C2", "C3", "Pnt"]
 
 
+def _library_rows(library: str, names: list[str], cols: list[str]) -> dict[str, np.ndarray]:
+    """Columns ``cols`` of pvlib's SAM ``library`` for ``names`` (row ``i`` = ``names[i]``)."""
+    import pvlib
+
+    lib = pvlib.pvsystem.retrieve_sam(library)
+    missing = [m for m in names if m not in lib.columns]
+    if missing:
+        raise KeyError(f"not in pvlib's {library} library: {missing}")
+    sub = lib[names]
+    return {c: sub.loc[c].to_numpy(dtype=float) for c in cols}
+
+
 @lru_cache(maxsize=1)
 def module_table() -> dict[str, np.ndarray]:
     """Parameters of :data:`MODULE_NAMES` (row ``i`` = ``MODULE_NAMES[i]``), column -> array."""
-    import pvlib
-
-    lib = pvlib.pvsystem.retrieve_sam("CECMod")
-    missing = [m for m in MODULE_NAMES if m not in lib.columns]
-    if missing:
-        raise KeyError(f"modules not in pvlib's CEC library: {missing}")
-    sub = lib[MODULE_NAMES]
-    return {c: sub.loc[c].to_numpy(dtype=float) for c in MODULE_COLS}
+    return _library_rows("CECMod", MODULE_NAMES, MODULE_COLS)
 
 
 @lru_cache(maxsize=1)
 def inverter_table() -> dict[str, np.ndarray]:
     """Parameters of :data:`INVERTER_NAMES` (row ``i`` = ``INVERTER_NAMES[i]``)."""
-    import pvlib
-
-    lib = pvlib.pvsystem.retrieve_sam("CECInverter")
-    missing = [m for m in INVERTER_NAMES if m not in lib.columns]
-    if missing:
-        raise KeyError(f"inverters not in pvlib's CEC library: {missing}")
-    sub = lib[INVERTER_NAMES]
-    return {c: sub.loc[c].to_numpy(dtype=float) for c in INVERTER_COLS}
+    return _library_rows("CECInverter", INVERTER_NAMES, INVERTER_COLS)
