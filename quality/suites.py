@@ -34,13 +34,13 @@ from typing import Callable
 import polars as pl
 
 from wattlake import tables as T
+# the same limits landing applies: a reading landing accepts must pass these checks
+from wattlake.parsing.inverter import COUNTER_RESET_TOLERANCE_KWH, future_limit
 
 HOUSEHOLD_MAX_KW = 3 * 25 * 230 / 1000.0  # 17.25 kW
 DEVICE_MAX_W = 22_000.0
 INVERTER_HEADROOM = 1.1
 COMPLETENESS_MIN = 0.95
-FUTURE_TOLERANCE = dt.timedelta(minutes=10)
-COUNTER_TOLERANCE_KWH = 0.01
 SAMPLE_ROWS = 1000
 SILVER_MAX_KWH_PER_KWP = 1.2
 
@@ -114,16 +114,15 @@ def not_null(col: str) -> Callable[[], object]:
 
 # ---------------------------------------------------------------- derived columns
 def _time_checks(frame: pl.DataFrame, now: dt.datetime) -> pl.DataFrame:
-    limit = (now + FUTURE_TOLERANCE).replace(tzinfo=dt.timezone.utc)
     return frame.with_columns(
         (pl.col("ts_utc").dt.date() == pl.col("day")).fill_null(False).alias("ts_day_ok"),
-        (pl.col("ts_utc") <= pl.lit(limit)).fill_null(False).alias("ts_not_future"),
+        (pl.col("ts_utc") <= future_limit(now)).fill_null(False).alias("ts_not_future"),
     )
 
 
 def _counter_ok(counter: str, key: list[str], reset: str | None = None) -> pl.Expr:
     prev = pl.col(counter).shift(1).over(key)
-    ok = (pl.col(counter) >= prev - COUNTER_TOLERANCE_KWH) | prev.is_null() | pl.col(counter).is_null()
+    ok = (pl.col(counter) >= prev - COUNTER_RESET_TOLERANCE_KWH) | prev.is_null() | pl.col(counter).is_null()
     if reset:
         ok = ok | pl.col(reset)
     return ok.fill_null(True)

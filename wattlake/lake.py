@@ -127,7 +127,10 @@ class Lake:
 
     def version(self, table: str) -> int | None:
         """Current version of a table, or None if it does not exist."""
-        return self.table(table).version() if self.exists(table) else None
+        try:
+            return self.table(table).version()
+        except LakeError:
+            return None
 
     def scan(self, table: str, version: int | None = None) -> pl.LazyFrame:
         """A Polars lazy frame over the table (filters push down to the Delta scan)."""

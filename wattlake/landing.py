@@ -24,7 +24,7 @@ import polars as pl
 from wattlake import tables as T
 from wattlake.lake import Lake
 from wattlake.parsing.device import parse_device_lines
-from wattlake.parsing.inverter import flag_inverter_readings, parse_inverter_lines
+from wattlake.parsing.inverter import flag_inverter_readings, future_limit, parse_inverter_lines
 from wattlake.parsing.lines import Parsed, read_lines, read_text_files, rejects_from
 from wattlake.parsing.weather import parse_knmi_lines
 
@@ -238,12 +238,11 @@ def land_meter(lake: Lake, landing_root: Path, days: Sequence[str], now: dt.date
     readings, p1_rejects = parse_p1(texts.get_column("text").to_list(), texts.get_column("source_file").to_list())
     report.records = readings.height + p1_rejects.height
     systems = _systems(lake).select("meter_id", "system_id")
-    limit = now + dt.timedelta(minutes=10)
     frame = readings.join(systems, on="meter_id", how="left").with_columns(
         # the DSMR season flag of 0-0:1.0.0 (S = summer time, W = winter time), kept for audit
         pl.col("raw_telegram").str.extract(r"0-0:1\.0\.0\(\d{12}([SW])\)").alias("dst_flag"),
         pl.when(pl.col("system_id").is_null()).then(pl.lit("unknown_meter"))
-        .when(pl.col("ts_utc") > pl.lit(limit).dt.replace_time_zone("UTC")).then(pl.lit("future_timestamp"))
+        .when(pl.col("ts_utc") > future_limit(now)).then(pl.lit("future_timestamp"))
         .otherwise(None).alias("_reason")
     )
     # bytes that were not UTF-8 (replaced by U+FFFD on reading) are reported as such, even

@@ -14,7 +14,7 @@ import datetime as dt
 
 import polars as pl
 
-from wattlake.parsing.inverter import FUTURE_TOLERANCE, parse_iso_utc, utc_offset_minutes
+from wattlake.parsing.inverter import future_limit, parse_iso_utc, utc_offset_minutes
 from wattlake.parsing.lines import Parsed, decode_json_lines, first_match, rejects_from
 
 DEVICE_TYPES = ("ev_charger", "heat_pump")
@@ -37,7 +37,7 @@ def parse_device_lines(lines: pl.DataFrame, em_to_system: pl.DataFrame, now_utc:
         utc_offset_minutes("ts").alias("utc_offset_min"),
         pl.col("source_file").str.extract(r"([^/]+)\.jsonl$").alias("em_id"),
     ).join(em_to_system.select("em_id", "system_id"), on="em_id", how="left")
-    limit = pl.lit(now_utc + FUTURE_TOLERANCE).dt.replace_time_zone("UTC").cast(pl.Datetime("us", "UTC"))
+    limit = future_limit(now_utc)
     checks = [(pl.col(f).is_null(), f"missing_field:{f}") for f in REQUIRED]
     checks += [
         (pl.col("ts_utc").is_null(), "invalid_timestamp"),

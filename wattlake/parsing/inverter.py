@@ -55,6 +55,11 @@ def parse_iso_utc(col: str) -> pl.Expr:
     return pl.col(col).str.strip_chars().str.to_datetime("%+", strict=False, time_zone="UTC", time_unit="us")
 
 
+def future_limit(now_utc: dt.datetime) -> pl.Expr:
+    """The latest acceptable reading time: landing time (naive UTC) + :data:`FUTURE_TOLERANCE`."""
+    return pl.lit(now_utc + FUTURE_TOLERANCE).dt.replace_time_zone("UTC").cast(pl.Datetime("us", "UTC"))
+
+
 def utc_offset_minutes(col: str) -> pl.Expr:
     """The UTC offset the sender wrote, in minutes (``Z`` -> 0)."""
     m = pl.col(col).str.strip_chars().str.extract_groups(r"([+-])(\d{2}):?(\d{2})$")
@@ -88,7 +93,7 @@ def parse_inverter_lines(lines: pl.DataFrame, serial_to_system: pl.DataFrame,
         parse_iso_utc("ts").alias("ts_utc"),
         utc_offset_minutes("ts").alias("utc_offset_min"),
     ).join(serial_to_system.select("serial", "system_id"), on="serial", how="left")
-    limit = pl.lit(now_utc + FUTURE_TOLERANCE).dt.replace_time_zone("UTC").cast(pl.Datetime("us", "UTC"))
+    limit = future_limit(now_utc)
     checks = [(pl.col(f).is_null(), f"missing_field:{f}") for f in REQUIRED]
     checks += [
         (pl.col("ts_utc").is_null(), "invalid_timestamp"),
