@@ -23,6 +23,10 @@ from pipelines.resources import landing_root
 from wattlake.lake import Lake
 
 
+#: modules adding subcommands (each defines ``register(subparsers)``)
+EXTENSIONS: tuple[str, ...] = ()
+
+
 def _say(msg: str) -> None:
     print(msg, flush=True)
 
@@ -230,6 +234,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("tables", help="list tables with version and row count")
     t.set_defaults(func=cmd_tables)
+
+    # further command groups live in their own modules, each with ``register(sub)``
+    import importlib
+
+    for name in EXTENSIONS:
+        importlib.import_module(name).register(sub)
     return p
 
 

@@ -262,6 +262,28 @@ class Lake:
                             storage_options=self._so())
         return arrow.num_rows
 
+    def delete(self, table: str, predicate: str) -> int:
+        """Delete the rows matching a SQL ``predicate``; returns the number deleted.
+
+        The predicate is written into the transaction log (commitInfo): pass predicates over
+        pseudonymous ids or dates only, never personal data.
+        """
+        metrics = self.table(table).delete(predicate)
+        return int(metrics.get("num_deleted_rows", 0))
+
+    def vacuum(self, table: str, retention_hours: int = 0) -> list[str]:
+        """Physically remove data files no longer referenced by versions newer than ``retention_hours``.
+
+        ``retention_hours=0`` removes every file the current version does not read (time travel
+        to older versions is then lost): that is what erasure and retention need.
+        """
+        return self.table(table).vacuum(retention_hours=retention_hours, dry_run=False,
+                                        enforce_retention_duration=False)
+
+    def compact(self, table: str) -> dict:
+        """OPTIMIZE: rewrite small files into larger ones (the data and its versions are unchanged)."""
+        return self.table(table).optimize.compact()
+
     def _so(self) -> dict[str, str] | None:
         return self.storage_options or None
 

@@ -255,11 +255,24 @@ CHECK_OUTCOMES = TableSpec(
     "sample of failing values (pseudonymous ids and measurements only).",
 )
 
+PRIVACY_AUDIT = TableSpec(
+    "restricted/privacy_audit",
+    _schema(
+        ("request_id", pa.string()), ("request_type", pa.string()), ("subject_ref", pa.string()),
+        ("requested_at_utc", UTC_TS), ("completed_at_utc", UTC_TS), ("operator", pa.string()),
+        ("outcome", pa.string()), ("details", pa.string()),
+    ),
+    keys=("request_id",), partition_by=None, stats_columns=("requested_at_utc",),
+    description="Every data-subject request (export, rectify, restrict, object, consent, erase) and "
+    "every release or retention run: request id, time, operator, outcome and counts. The subject is "
+    "named only by a keyed pseudonym (subject_ref), never by id or personal data.",
+)
+
 TABLES: dict[str, TableSpec] = {
     t.name: t
     for t in (INVERTER_READINGS, METER_READINGS, DEVICE_READINGS, WEATHER, QUARANTINE, STATIONS,
               SYSTEMS, SUBJECTS, INSTALLATION_PHOTOS, INVERTER_IPS, PV_INTERVALS, SYSTEM_DAILY, ALERTS,
-              CHECK_OUTCOMES)
+              CHECK_OUTCOMES, PRIVACY_AUDIT)
 }
 
 #: tables that hold personal data; everything else must be free of it
