@@ -11,6 +11,12 @@ import pytest
 
 warnings.filterwarnings("ignore")
 
+# keys created by the code under test (insurer signatures, audit pseudonyms) stay out of ~/.config
+if "WATTLAKE_KEY_DIR" not in os.environ:
+    import tempfile
+
+    os.environ["WATTLAKE_KEY_DIR"] = tempfile.mkdtemp(prefix="wattlake-keys-")
+
 from wattlake.lake import Lake  # noqa: E402
 
 S3_KEY, S3_SECRET = "wattlake-test-key", "wattlake-test-secret"
