@@ -1,0 +1,101 @@
+"""``wattlake release``: cut an anonymised research release for one partner and period.
+
+``wattlake release --partner tu-delft --period 2025-01-01:2025-12-31 [--k 10] [--l 3] [--dry-run]``
+
+The dry run computes everything (eligible homes, anonymisation, information loss, baseline) and
+prints it, then stops: no file is written and no audit row is recorded. Output is progress and
+counts only -- never an identifier or personal data.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+from wattlake.exports import ExportRoot
+from wattlake.lake import Lake
+from wattlake.research import (DEFAULT_BINS, DEFAULT_K, DEFAULT_L, DEFAULT_MAX_SUPPRESSION, ReleaseError,
+                               ReleasePlan, plan_release, write_release)
+
+DEMO_PARTNER = "tu-delft-demo"
+
+
+def _say(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def describe(plan: ReleasePlan, say: Callable[[str], None] = _say) -> None:
+    """Print what a release holds: k, l, counts, suppression and information loss vs the baseline."""
+    r, b, c = plan.result, plan.baseline, plan.counts
+    say(f"release {plan.release_id} for {plan.partner}, period {plan.period}")
+    say(f"  k = {plan.k} (achieved {r.achieved_k}), l = {plan.l} (achieved {r.achieved_l}, distinct, on "
+        f"{', '.join(r.l_columns)})")
+    say(f"  homes: {c['systems']} in the registry, {c['eligible']} eligible (excluded: {c['excluded_no_consent']} "
+        f"no consent, {c['excluded_restricted']} restricted, {c['excluded_objected']} objected), "
+        f"{c['excluded_no_data']} without data")
+    say(f"  records: {c['released']} released in {r.n_classes} classes, {r.n_suppressed} suppressed "
+        f"(limit {plan.max_suppression:.0%})")
+    say(f"  information loss ({r.method}): NCP {r.ncp:.3f}, discernibility {r.discernibility:,.0f}")
+    say(f"  naive baseline (top level but one): NCP {b.ncp:.3f}, discernibility {b.discernibility:,.0f}, "
+        f"{b.n_suppressed} suppressed")
+    say("  NCP per quasi-identifier: " + ", ".join(f"{q} {v:.2f}" for q, v in r.ncp_per_qi.items()))
+    say(f"  class time series: {plan.series.height:,} class-hours")
+
+
+def cut(lake: Lake, partner: str, period: str, k: int = DEFAULT_K, l: int = DEFAULT_L,
+        max_suppression: float = DEFAULT_MAX_SUPPRESSION, bins: int = DEFAULT_BINS, dry_run: bool = False,
+        exports: str | None = None, say: Callable[[str], None] = _say):
+    """Plan, print and (unless ``dry_run``) write a release; returns the plan or the written result."""
+    t0 = time.perf_counter()
+    plan = plan_release(lake, partner, period, k=k, l=l, max_suppression=max_suppression, n_bins=bins,
+                        progress=say)
+    describe(plan, say)
+    if dry_run:
+        say(f"dry run: nothing written ({time.perf_counter() - t0:.1f} s)")
+        return plan
+    result = write_release(plan, lake, ExportRoot.from_env(exports), progress=say)
+    say(f"release written to {result.uri} in {time.perf_counter() - t0:.1f} s")
+    return result
+
+
+def cmd_release(args) -> int:
+    lake = Lake.from_env(args.lake)
+    try:
+        cut(lake, args.partner, args.period, k=args.k, l=args.l, max_suppression=args.max_suppression,
+            bins=args.bins, dry_run=args.dry_run, exports=args.exports)
+    except ReleaseError as exc:
+        _say(f"release refused: {exc}")
+        return 2
+    return 0
+
+
+def demo_release(lake: Lake, start: str, end: str, say: Callable[[str], None] = _say,
+                 exports: str | None = None, k: int = DEFAULT_K, l: int = DEFAULT_L) -> None:
+    """``wattlake demo``: one release for the demo partner; a refusal is reported, not raised."""
+    say(f"\nresearch release for {DEMO_PARTNER} ({start}..{end}, k={k}, l={l}):")
+    try:
+        res = cut(lake, DEMO_PARTNER, f"{start}:{end}", k=k, l=l, exports=exports, say=lambda m: None)
+    except ReleaseError as exc:
+        say(f"  refused: {exc}")
+        return
+    p = res.plan
+    say(f"  k={p.k} (achieved {p.result.achieved_k}), l={p.l} (achieved {p.result.achieved_l}); "
+        f"records {p.counts['released']} released in {p.result.n_classes} classes, "
+        f"{p.result.n_suppressed} suppressed, {p.counts['eligible']} eligible of {p.counts['systems']}")
+    say(f"  NCP {p.result.ncp:.3f} vs naive baseline {p.baseline.ncp:.3f} "
+        f"({p.baseline.n_suppressed} suppressed); written to {res.uri}")
+
+
+def register(sub) -> None:
+    r = sub.add_parser("release", help="cut an anonymised research release for a partner")
+    r.add_argument("--partner", required=True, help="partner name (lowercase, e.g. tu-delft)")
+    r.add_argument("--period", required=True, help="START:END, UTC days inclusive, e.g. 2025-01-01:2025-12-31")
+    r.add_argument("--k", type=int, default=DEFAULT_K, help=f"k-anonymity (default {DEFAULT_K})")
+    r.add_argument("--l", type=int, default=DEFAULT_L, help=f"distinct l-diversity (default {DEFAULT_L})")
+    r.add_argument("--max-suppression", type=float, default=DEFAULT_MAX_SUPPRESSION,
+                   help="fraction of eligible homes that may be suppressed (default %(default)s)")
+    r.add_argument("--bins", type=int, default=DEFAULT_BINS,
+                   help="quantile bins of the l-diversity columns (default %(default)s)")
+    r.add_argument("--exports", help="exports root (default $WATTLAKE_EXPORTS or ./exports; s3:// allowed)")
+    r.add_argument("--dry-run", action="store_true", help="show k, l, suppression and loss; write nothing")
+    r.set_defaults(func=cmd_release)
