@@ -8,7 +8,7 @@ from assets.registry import key
 from pipelines.partitions import daily
 from pipelines.resources import LakeResource, LandingResource
 from wattlake import tables as T
-from wattlake.landing import LandingReport, chunk_days, land
+from wattlake.landing import LandingReport, chunk_days, land_groups
 
 
 def _metadata(reports: list[LandingReport]) -> dict:
@@ -30,13 +30,14 @@ def _metadata(reports: list[LandingReport]) -> dict:
 
 def _land_range(context: dg.AssetExecutionContext, source: str, lake: LakeResource,
                 landing: LandingResource) -> dg.MaterializeResult:
-    """Land the run's landing days, several days per MERGE (bounded by raw bytes)."""
+    """Land the run's landing days, several days per MERGE (bounded by raw bytes); the next group
+    is parsed while the current one is merged."""
     the_lake, root = lake.lake(), landing.path()
     keys = context.partition_keys
     reports = []
     done = 0
-    for group in chunk_days(root, source, keys):
-        report = land(the_lake, root, source, group)
+    groups = chunk_days(root, source, keys)
+    for group, report in zip(groups, land_groups(the_lake, root, source, groups)):
         reports.append(report)
         done += len(group)
         context.log.info(f"{done}/{len(keys)} days: {report.summary()}")

@@ -29,7 +29,10 @@ def test_benchmark_runs_and_reports(tmp_path):
     for name, s in run.items():
         assert REQUIRED <= set(s), (name, s)
         assert s["seconds"] > 0 and s["peak_rss_bytes"] > 0, (name, s)
-    assert stages["guarantee_evaluations"]["skipped"] == "not built yet"
+    # stages other engineers build are run when their modules exist, else listed as skipped
+    for name in ("guarantee_evaluations", "research_release"):
+        assert name in stages, name
+        assert "skipped" in stages[name] or REQUIRED <= set(stages[name]), stages[name]
     assert run["land_inverter"]["rows"] > 0
     assert run["silver_pv_intervals"]["rows"] > 0
     assert "telegrams_per_s" in run["land_meter"]

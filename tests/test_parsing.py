@@ -151,3 +151,24 @@ def test_low_power_readings_follow_the_days_kw_verdict():
     energies = [10.0, 10.001, 10.002, 10.202, 10.402]
     out = flag_inverter_readings(series([0.0, 10.0, 10.0, 2400.0, 2400.0], energies))
     assert not out["unit_corrected"].any()
+
+
+def test_json_decoding_in_slices_rejects_exactly_the_bad_lines(monkeypatch):
+    """Bad lines in several decode slices (and on slice edges) are rejected; every other line decodes."""
+    import wattlake.parsing.lines as lines_mod
+    from wattlake.parsing.inverter import MESSAGE_TYPE
+
+    monkeypatch.setattr(lines_mod, "DECODE_SLICE_ROWS", 4)
+    good = '{"serial":"S%d","ts":"2025-01-01T00:05:00Z","ac_power_w":%d.5,"ac_energy_total_kwh":1.0,"dc":[{"mppt":1,"voltage_v":300.0,"current_a":1.25}]}'
+    raw = [good % (i, i) for i in range(23)]
+    bad_at = {0, 3, 4, 9, 22}  # first row, both sides of a slice edge, middle, last row
+    for i in bad_at:
+        raw[i] = '{"serial":"S%d","ts":' % i + "}"  # braces balanced, not JSON
+    frame = pl.DataFrame({"source_file": ["f"] * len(raw), "line_no": list(range(1, len(raw) + 1)), "raw": raw},
+                         schema={"source_file": pl.Utf8, "line_no": pl.Int32, "raw": pl.Utf8})
+    decoded, rejects = lines_mod.decode_json_lines(frame, MESSAGE_TYPE)
+    assert sorted(rejects.get_column("line_no").to_list()) == sorted(i + 1 for i in bad_at)
+    assert set(rejects.get_column("reason")) == {"invalid_json"}
+    assert decoded.get_column("serial").to_list() == [f"S{i}" for i in range(23) if i not in bad_at]
+    assert decoded.get_column("ac_power_w").to_list() == [i + 0.5 for i in range(23) if i not in bad_at]
+    assert decoded.get_column("dc").list.len().to_list() == [1] * (23 - len(bad_at))

@@ -62,7 +62,7 @@ CRC16_ARC_TABLE: np.ndarray = _make_table()
 _SLICE8: np.ndarray = _make_slice_tables(CRC16_ARC_TABLE)
 
 
-@njit(cache=True, parallel=True, nogil=True)
+@njit(cache=True, nogil=True)
 def _crc16_arc_kernel(buf, starts, ends, t):
     # Slicing-by-8 (Intel, Kounavis & Berry 2005): eight independent table lookups
     # per 8 input bytes instead of a serial chain of eight; the 16-bit state only
@@ -93,7 +93,7 @@ def _crc16_arc_kernel(buf, starts, ends, t):
     return out
 
 
-@njit(cache=True, parallel=True, nogil=True)
+@njit(cache=True, nogil=True)
 def _crc16_arc_text_kernel(buf, starts, ends, table):
     n = starts.shape[0]
     out = np.empty(n, dtype=np.uint16)

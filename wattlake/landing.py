@@ -9,15 +9,20 @@ returns a :class:`LandingReport` whose counts add up,
 
 Idempotence: bronze tables are MERGEd insert-only on their natural key, quarantine on
 (source_file, line_no); landing the same files again inserts nothing.
+
+Many groups of days (:func:`chunk_days`) are landed by :func:`land_groups`, which reads and
+parses the next group while the current one is MERGEd; the result equals calling :func:`land`
+group by group.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import polars as pl
 
@@ -25,13 +30,17 @@ from wattlake import tables as T
 from wattlake.lake import Lake
 from wattlake.parsing.device import parse_device_lines
 from wattlake.parsing.inverter import flag_inverter_readings, future_limit, parse_inverter_lines
-from wattlake.parsing.lines import Parsed, read_lines, read_text_files, rejects_from
+from wattlake.parsing.lines import Parsed, read_lines, read_texts, rejects_from
 from wattlake.parsing.weather import parse_knmi_lines
 
 log = logging.getLogger(__name__)
 
 SOURCES = ("inverter", "meter", "device", "weather")
 _PATTERNS = {"inverter": "*.jsonl", "meter": "*.p1", "device": "*.jsonl", "weather": "*.txt"}
+
+
+#: the second half of landing one group: flag, MERGE, quarantine, count
+Commit = Callable[[], "LandingReport"]
 
 
 class ConservationError(AssertionError):
@@ -149,14 +158,30 @@ def _quarantine(lake: Lake, source: str, rejects: pl.DataFrame, now: dt.datetime
                       configuration=T.QUARANTINE.configuration)
 
 
+def _in_file_order(frame: pl.DataFrame) -> bool:
+    """Whether rows are strictly ascending by (source_file, line_no), i.e. sorting is a no-op."""
+    if frame.height < 2:
+        return True
+    f, n = pl.col("source_file"), pl.col("line_no")
+    later = (f > f.shift(1)) | ((f == f.shift(1)) & (n > n.shift(1)))
+    return bool(frame.select(later.slice(1).all()).item())
+
+
 def _finish(lake: Lake, spec: T.TableSpec, report: LandingReport, good: pl.DataFrame,
-            rejects: pl.DataFrame, now: dt.datetime, valid_rows: int | None = None) -> LandingReport:
+            rejects: pl.DataFrame, now: dt.datetime, valid_rows: int | None = None,
+            key_unique: bool = False) -> LandingReport:
     """Deduplicate ``good`` on the table key, MERGE it, quarantine ``rejects``, count.
 
     ``valid_rows`` is the number of accepted records before any earlier deduplication
     (defaults to ``good.height``); everything accepted but not inserted is a duplicate.
+    ``key_unique`` says ``good`` is already unique on the key (the deduplication is skipped;
+    rows are still sent in file order).
     """
-    unique = good.sort("source_file", "line_no").unique(subset=list(spec.keys), keep="first", maintain_order=True)
+    # file order; parsers emit rows in file order already, so the sort (which moves every column,
+    # raw telegrams included) is skipped when a cheap check shows it would change nothing
+    unique = good if _in_file_order(good) else good.sort("source_file", "line_no")
+    if not key_unique:
+        unique = unique.unique(subset=list(spec.keys), keep="first", maintain_order=True)
     inserted, version = lake.merge_insert(spec.name, unique, spec.keys, spec.schema, configuration=spec.configuration)
     _quarantine(lake, report.source, rejects, now)
     report.landed = inserted
@@ -173,21 +198,35 @@ def land_inverter(lake: Lake, landing_root: Path, days: Sequence[str], now: dt.d
     Remote IPs go to ``restricted/inverter_ips`` (per system, day and address), never into
     the measurement table.
     """
-    now = now or _utc_now()
+    return _prepare_inverter(lake, Path(landing_root), days, now or _utc_now())()
+
+
+def _prepare_inverter(lake: Lake, landing_root: Path, days: Sequence[str], now: dt.datetime) -> Commit:
+    """Read, decode and validate (no lake writes); the returned commit flags, MERGEs and counts."""
     files = landing_files(landing_root, "inverter", days)
     report = LandingReport("inverter", _label(days), files=len(files))
     lines, enc_rejects = read_lines(files)
     report.records = lines.height + enc_rejects.height
     parsed = parse_inverter_lines(lines, _systems(lake).select("serial", "system_id"), now)
+    del lines
     good = parsed.good.sort("source_file", "line_no").unique(
         subset=list(T.INVERTER_READINGS.keys), keep="first", maintain_order=True)
-    flagged = flag_inverter_readings(good, _last_counter_before(lake, good))
-    flagged = _stamp(flagged, now)
-    report.corrected = int(flagged.get_column("unit_corrected").sum())
-    report.counter_resets = int(flagged.get_column("counter_reset").sum())
-    _land_ips(lake, flagged)
     rejects = pl.concat([enc_rejects, parsed.rejects])
-    return _finish(lake, T.INVERTER_READINGS, report, flagged, rejects, now, valid_rows=parsed.good.height)
+    valid_rows = parsed.good.height
+    del parsed
+
+    def commit() -> LandingReport:
+        # the counter state before this batch is what earlier batches landed: read at commit time
+        # back to file order by an integer index (cheaper than re-sorting on file name and line)
+        flagged = flag_inverter_readings(good.with_row_index("_file_order"), _last_counter_before(lake, good))
+        flagged = _stamp(flagged.sort("_file_order").drop("_file_order"), now)
+        report.corrected = int(flagged.get_column("unit_corrected").sum())
+        report.counter_resets = int(flagged.get_column("counter_reset").sum())
+        _land_ips(lake, flagged)
+        return _finish(lake, T.INVERTER_READINGS, report, flagged, rejects, now, valid_rows=valid_rows,
+                       key_unique=True)
+
+    return commit
 
 
 def _last_counter_before(lake: Lake, batch: pl.DataFrame) -> pl.DataFrame | None:
@@ -229,13 +268,17 @@ def land_meter(lake: Lake, landing_root: Path, days: Sequence[str], now: dt.date
 
     Every telegram's CRC16 is checked by the vectorised parser (:mod:`wattlake.parsing.p1`).
     """
+    return _prepare_meter(lake, Path(landing_root), days, now or _utc_now())()
+
+
+def _prepare_meter(lake: Lake, landing_root: Path, days: Sequence[str], now: dt.datetime) -> Commit:
     from wattlake.parsing.p1 import parse_p1
 
-    now = now or _utc_now()
     files = landing_files(landing_root, "meter", days)
     report = LandingReport("meter", _label(days), files=len(files))
-    texts = read_text_files(files)
-    readings, p1_rejects = parse_p1(texts.get_column("text").to_list(), texts.get_column("source_file").to_list())
+    texts = read_texts(files)  # plain strings: the parser takes a list, no frame copy needed
+    readings, p1_rejects = parse_p1(texts, [name for name, _ in files])
+    del texts
     report.records = readings.height + p1_rejects.height
     systems = _systems(lake).select("meter_id", "system_id")
     frame = readings.join(systems, on="meter_id", how="left").with_columns(
@@ -245,6 +288,7 @@ def land_meter(lake: Lake, landing_root: Path, days: Sequence[str], now: dt.date
         .when(pl.col("ts_utc") > future_limit(now)).then(pl.lit("future_timestamp"))
         .otherwise(None).alias("_reason")
     )
+    del readings
     # bytes that were not UTF-8 (replaced by U+FFFD on reading) are reported as such, even
     # when the CRC happened to match or failed because of them
     undecodable = pl.col("raw_telegram").str.contains("\ufffd", literal=True)
@@ -258,24 +302,32 @@ def land_meter(lake: Lake, landing_root: Path, days: Sequence[str], now: dt.date
         rejects_from(frame.filter(bad), pl.col("_reason"), raw_col="raw_telegram"),
     ])
     good = _stamp(frame.filter(~bad), now)
-    return _finish(lake, T.METER_READINGS, report, good, rejects, now)
+    del frame
+    return lambda: _finish(lake, T.METER_READINGS, report, good, rejects, now)
 
 
 def land_device(lake: Lake, landing_root: Path, days: Sequence[str], now: dt.datetime | None = None) -> LandingReport:
     """Land ``<landing>/device/<day>/<em_id>.jsonl`` into ``bronze/device_readings``."""
-    now = now or _utc_now()
+    return _prepare_device(lake, Path(landing_root), days, now or _utc_now())()
+
+
+def _prepare_device(lake: Lake, landing_root: Path, days: Sequence[str], now: dt.datetime) -> Commit:
     files = landing_files(landing_root, "device", days)
     report = LandingReport("device", _label(days), files=len(files))
     lines, enc_rejects = read_lines(files)
     report.records = lines.height + enc_rejects.height
     parsed = parse_device_lines(lines, _systems(lake).select("em_id", "system_id"), now)
     rejects = pl.concat([enc_rejects, parsed.rejects])
-    return _finish(lake, T.DEVICE_READINGS, report, _stamp(parsed.good, now), rejects, now)
+    good = _stamp(parsed.good, now)
+    return lambda: _finish(lake, T.DEVICE_READINGS, report, good, rejects, now)
 
 
 def land_weather(lake: Lake, landing_root: Path, days: Sequence[str], now: dt.datetime | None = None) -> LandingReport:
     """Land ``<landing>/weather/<day>/*.txt`` (KNMI hourly layout) into ``bronze/weather``."""
-    now = now or _utc_now()
+    return _prepare_weather(lake, Path(landing_root), days, now or _utc_now())()
+
+
+def _prepare_weather(lake: Lake, landing_root: Path, days: Sequence[str], now: dt.datetime) -> Commit:
     files = landing_files(landing_root, "weather", days)
     report = LandingReport("weather", _label(days), files=len(files))
     lines, enc_rejects = read_lines(files)
@@ -283,10 +335,14 @@ def land_weather(lake: Lake, landing_root: Path, days: Sequence[str], now: dt.da
     parsed: Parsed = parse_knmi_lines(lines, stations)
     report.records = parsed.records + enc_rejects.height
     rejects = pl.concat([enc_rejects, parsed.rejects])
-    return _finish(lake, T.WEATHER, report, _stamp(parsed.good, now), rejects, now)
+    good = _stamp(parsed.good, now)
+    return lambda: _finish(lake, T.WEATHER, report, good, rejects, now)
 
 
 LANDERS = {"inverter": land_inverter, "meter": land_meter, "device": land_device, "weather": land_weather}
+#: the read/parse half of each lander (no lake writes; reads only the registry tables)
+_PREPARERS = {"inverter": _prepare_inverter, "meter": _prepare_meter, "device": _prepare_device,
+              "weather": _prepare_weather}
 
 
 def _label(days: Sequence[str]) -> str:
@@ -300,3 +356,39 @@ def land(lake: Lake, landing_root: Path, source: str, days: str | Sequence[str],
     report = LANDERS[source](lake, Path(landing_root), days, now)
     log.info(report.summary())
     return report
+
+
+def land_groups(lake: Lake, landing_root: Path, source: str, groups: Iterable[Sequence[str]],
+                now: dt.datetime | None = None, prefetch: bool = True) -> Iterator[LandingReport]:
+    """Land several groups of landing days (e.g. :func:`chunk_days`) in order; yield each report.
+
+    The result is the same as ``land`` called group by group, in order: with ``prefetch`` the
+    next group is read and parsed on a background thread while this group is flagged, MERGEd
+    and counted (the MERGE, Polars and the parsers release the GIL). Parsing reads nothing that
+    landing writes (only the registry), and everything that depends on earlier groups (the
+    counter before a batch, the MERGE's duplicates) happens in the commits, which run one after
+    the other in group order. At most two groups are in memory at a time.
+    """
+    root = Path(landing_root)
+    prepare = _PREPARERS[source]
+    todo = [list(g) for g in groups]
+
+    def start(days: list[str]) -> Commit:
+        return prepare(lake, root, days, now or _utc_now())
+
+    if not prefetch or len(todo) < 2:
+        for days in todo:
+            report = start(days)()
+            log.info(report.summary())
+            yield report
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"land-{source}") as pool:
+        pending = pool.submit(start, todo[0])
+        for i in range(len(todo)):
+            commit = pending.result()
+            if i + 1 < len(todo):
+                pending = pool.submit(start, todo[i + 1])
+            report = commit()
+            del commit
+            log.info(report.summary())
+            yield report

@@ -28,6 +28,7 @@ Physics and conventions: see :mod:`.weather`, :mod:`.pv`, :mod:`.loads`, :mod:`.
 from __future__ import annotations
 
 import datetime as dt
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable
 
@@ -65,6 +66,12 @@ def _tariff(local: pd.DatetimeIndex) -> np.ndarray:
     return np.where(wk | (h >= 23) | (h < 7), 1, 2).astype(np.int8)
 
 
+def _quiet(fn, *args):
+    """``fn(*args)`` under the generator's floating-point error state (numpy keeps it per thread)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return fn(*args)
+
+
 def generate_fleet(
     landing: str | Path,
     n_systems: int = 40,
@@ -81,6 +88,11 @@ def generate_fleet(
 
 
 def _generate(landing, n_systems, start, days, seed, faults, bad_input, progress) -> dict:
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="generator-inverter") as pool:
+        return _generate_days(pool, landing, n_systems, start, days, seed, faults, bad_input, progress)
+
+
+def _generate_days(pool, landing, n_systems, start, days, seed, faults, bad_input, progress) -> dict:
     say = progress or (lambda msg: None)
     fleet = build_fleet(n_systems, start, seed)
     plan = FaultPlan(fleet, start, days, seed, enabled=faults)
@@ -150,8 +162,13 @@ def _generate(landing, n_systems, start, days, seed, faults, bad_input, progress
         eff, active = plan.effects(i)
         pv = simulate_day(fleet, w, np.random.default_rng([seed, i + 10, 11]), eff)
         rng_inv = np.random.default_rng([seed, i + 10, 13])
-        gts.append(inv.day(day, i, i == days - 1, pv, eff["outage"] & ~plan.offline_outage,
-                           plan.offline_outage.copy(), ts_local, ts_z, rng_inv, sched, write))
+        # the inverter writer has its own state and random stream: it builds and writes today's
+        # files on a second thread while this one does the homes (Polars/numpy release the GIL);
+        # its inputs are fresh arrays, and it is joined before the next day starts
+        inv_day = pool.submit(_quiet, inv.day, day, i, i == days - 1, pv, eff["outage"] & ~plan.offline_outage,
+                              plan.offline_outage.copy(), ts_local, ts_z, rng_inv, sched, write)
+        inv_pos = len(gts)
+        gts.append(None)  # the inverter's ground truth, in its place, once the thread is done
 
         # home loads, meter and devices
         rng_l = np.random.default_rng([seed, i + 10, 14])
@@ -165,6 +182,8 @@ def _generate(landing, n_systems, start, days, seed, faults, bad_input, progress
         gts.append(meter.day(day, i, rows_q, sched, rng_m, write))
         rng_d = np.random.default_rng([seed, i + 10, 16])
         gts.append(dev.day(day, i, ld["ev_kw"], ld["hp_kw"], ts_local, sched, rng_d, write))
+
+        gts[inv_pos] = inv_day.result()
 
         # ground truth bookkeeping
         e_act = pv["pac"].sum(axis=1) * 5 / 60 / 1000
