@@ -173,12 +173,14 @@ def _with_energy(eps: pl.DataFrame, daily: pl.DataFrame) -> pl.DataFrame:
                                 span_days=pl.lit(None, pl.Int64), deficit_kwh=pl.lit(None, pl.Float64))
     d = daily.select("system_id", "day", "expected_kwh", pl.col("actual_kwh").fill_null(0.0))
     energy = (
-        eps.select("system_id", "first_day", "last_day").join(d, on="system_id")
+        # one row per distinct span (two kinds may share a start), summed in one order
+        eps.select("system_id", "first_day", "last_day").unique().join(d, on="system_id")
         .filter(pl.col("day").is_between(pl.col("first_day"), pl.col("last_day")))
-        .group_by("system_id", "first_day")
+        .sort("system_id", "first_day", "last_day", "day")
+        .group_by("system_id", "first_day", "last_day", maintain_order=True)
         .agg(expected_kwh=pl.col("expected_kwh").sum(), actual_kwh=pl.col("actual_kwh").sum())
     )
-    return eps.join(energy, on=["system_id", "first_day"], how="left").with_columns(
+    return eps.join(energy, on=["system_id", "first_day", "last_day"], how="left").with_columns(
         span_days=(pl.col("last_day") - pl.col("first_day")).dt.total_days() + 1,
         deficit_kwh=(pl.col("expected_kwh") - pl.col("actual_kwh")).clip(lower_bound=0.0),
     )

@@ -265,7 +265,9 @@ def hourly_actuals(readings: pl.DataFrame) -> pl.DataFrame:
                 pl.col("dc").struct.field("current_a").alias("current_a"))
         .filter(pl.col("mppt").is_not_null())
         .group_by("system_id", "hour", "mppt", maintain_order=True)
-        .agg(pl.col("current_a").mean().alias("i_mean"))
+        # rounded before the night threshold compares it: a mean summed in a different chunk
+        # layout must not flip an hour between null and a ratio
+        .agg(pl.col("current_a").mean().round(9).alias("i_mean"))
         .group_by("system_id", "hour")
         .agg(pl.len().alias("n_inputs"), pl.col("i_mean").min().alias("i_min"),
              pl.col("i_mean").max().alias("i_max"))
