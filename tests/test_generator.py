@@ -21,7 +21,7 @@ SYSTEMS_COLUMNS = [
     "system_id", "subject_id", "serial", "meter_id", "gas_meter_id", "em_id", "lat", "lon",
     "postcode", "kwp", "tilt_deg", "azimuth_deg", "inverter_brand", "inverter_model",
     "inverter_ac_kw", "n_strings", "install_date", "guarantee_start", "guarantee_kwh_per_year",
-    "insurer", "policy_number", "installer_id", "has_ev_charger", "has_heat_pump", "station_id",
+    "guarantee_ref_irradiation_kwh_m2", "guarantee_tariff_eur_per_kwh", "insurer", "policy_number", "installer_id", "has_ev_charger", "has_heat_pump", "station_id",
 ]
 SUBJECTS_COLUMNS = ["subject_id", "name", "street", "house_number", "postcode", "city", "email",
                     "phone", "iban", "consent_research", "restricted", "objected", "created_at"]

@@ -11,7 +11,10 @@ physics; orientations differ from the registry values by a few degrees (and by >
 ``wrong_metadata`` faults, which :mod:`wattlake.generator.faults` applies afterwards).
 
 Units: ``lat``/``lon`` [degrees], ``kwp`` [kWp DC at STC], ``inverter_ac_kw`` [kW AC],
-``tilt_deg``/``azimuth_deg`` [degrees, azimuth 180 = south], ``guarantee_kwh_per_year`` [kWh AC].
+``tilt_deg``/``azimuth_deg`` [degrees, azimuth 180 = south], ``guarantee_kwh_per_year`` [kWh AC],
+``guarantee_ref_irradiation_kwh_m2`` [kWh/m2, typical-year horizontal irradiation the guarantee was
+computed with], ``guarantee_tariff_eur_per_kwh`` [EUR/kWh]. The guarantee terms come from their own
+random stream (``seed + 1000``): adding them changed no other generated value.
 """
 
 from __future__ import annotations
@@ -284,6 +287,62 @@ def ascii_hex(values: np.ndarray) -> np.ndarray:
     return pl.Series(values, dtype=pl.String).str.encode("hex").to_numpy().astype(str)
 
 
+#: share of guarantees that run per calendar year (start 1 January after commissioning); the
+#: others start on the 1st of the month after commissioning
+CALENDAR_YEAR_SHARE = 0.6
+#: installer's estimate of a well-oriented system's annual yield per unit of annual horizontal
+#: irradiation [kWh/kWp per kWh/m2]: plane-of-array gain (~1.12 at 36 deg south in NL) x a
+#: performance ratio of ~0.85; the sample fleet's healthy systems reach about this
+SPECIFIC_YIELD_PER_GHI = 0.95
+#: share of the installer's typical-year estimate the contract guarantees
+GUARANTEE_SHARE = 0.9
+#: contract tariffs [EUR/kWh] a shortfall is valued at
+GUARANTEE_TARIFFS = np.array([0.21, 0.25, 0.28, 0.31])
+#: non-leap year whose hours the typical-year irradiation is summed over
+_TYPICAL_YEAR = 2023
+
+
+def _guarantee_terms(rng: np.random.Generator, install: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Guarantee start dates and contract tariffs [EUR/kWh] from the guarantee's own stream.
+
+    A guarantee starts on the 1st of the month after commissioning, or (calendar-year contracts,
+    :data:`CALENDAR_YEAR_SHARE`) on 1 January after commissioning, so its guarantee year runs
+    from that date to the day before its anniversary.
+    """
+    n = len(install)
+    calendar = rng.random(n) < CALENDAR_YEAR_SHARE
+    month_after = install.astype("datetime64[M]") + np.timedelta64(1, "M")
+    year_after = install.astype("datetime64[Y]") + np.timedelta64(1, "Y")
+    start = np.where(calendar, year_after.astype("datetime64[D]"), month_after.astype("datetime64[D]"))
+    tariff = GUARANTEE_TARIFFS[rng.integers(0, len(GUARANTEE_TARIFFS), size=n)]
+    return start.astype("datetime64[D]"), tariff
+
+
+def typical_annual_ghi_kwh_m2(stations: pl.DataFrame, altitudes: np.ndarray) -> np.ndarray:
+    """Typical-year global horizontal irradiation per station [kWh/m2], rounded to 1 kWh/m2.
+
+    The climatology the weather generator is calibrated to: hourly Ineichen clear-sky GHI (pvlib,
+    Linke turbidity climatology) of a common year times the month's energy-weighted clear-sky
+    index :data:`~wattlake.generator.weather.KC_MONTH` (De Bilt normals, about 1,040 kWh/m2 per
+    year). This is the reference irradiation the sample fleet's kWh guarantees were computed with.
+    """
+    import pandas as pd
+    import pvlib
+
+    from .weather import KC_MONTH
+
+    times = pd.date_range(f"{_TYPICAL_YEAR}-01-01 00:30", f"{_TYPICAL_YEAR}-12-31 23:30", freq="h", tz="UTC")
+    kc = KC_MONTH[np.asarray(times.month) - 1]
+    out = np.zeros(stations.height)
+    for i, (lat, lon) in enumerate(zip(stations["lat"].to_numpy(), stations["lon"].to_numpy())):  # ~10
+        loc = pvlib.location.Location(lat, lon, altitude=float(altitudes[i]))
+        sp = loc.get_solarposition(times, method="ephemeris")
+        with np.errstate(divide="ignore", invalid="ignore"):
+            cs = loc.get_clearsky(times, model="ineichen", solar_position=sp)
+        out[i] = float((np.nan_to_num(cs["ghi"].to_numpy()).clip(0) * kc).sum()) / 1000.0
+    return np.round(out, 0)
+
+
 def build_fleet(n_systems: int, start: dt.date, seed: int) -> Fleet:
     """Draw the registry of ``n_systems`` homes (deterministic in ``seed``)."""
     rng = np.random.default_rng([seed, 0, 1])
@@ -370,11 +429,17 @@ def build_fleet(n_systems: int, start: dt.date, seed: int) -> Fleet:
 
     install_days = rng.integers(0, 8 * 365, size=n)  # installed 0-8 years before start
     install = (np.datetime64(start) - np.timedelta64(30, "D")) - install_days.astype("timedelta64[D]")
-    guarantee_start = install + rng.integers(0, 30, size=n).astype("timedelta64[D]")
+    rng.integers(0, 30, size=n)  # former guarantee-start draw: kept so the main random stream is unchanged
     # orientation factor relative to 36 deg south in NL (empirical, ~ +-2 %)
     orient = (1 - 0.11 * (np.abs(azimuth - 180) / 90) ** 2 * (tilt / 36)
               - 0.0009 * np.abs(tilt - 36) ** 1.3)
-    guarantee = np.round(kwp * 860 * orient * 0.9 / 10) * 10
+    # guarantee terms drawn from their OWN stream, so every value above and below is unchanged
+    g_start, g_tariff = _guarantee_terms(np.random.default_rng([seed + 1000, 0, 1]), install)
+    guarantee_start = g_start
+    ref_ghi = typical_annual_ghi_kwh_m2(st, np.array([s[4] for s in STATIONS]))[station_idx]
+    # the installer's typical-year estimate (specific yield per kWh/m2 of horizontal irradiation,
+    # times the orientation factor); the contract guarantees GUARANTEE_SHARE of it
+    guarantee = np.round(kwp * ref_ghi * SPECIFIC_YIELD_PER_GHI * orient * GUARANTEE_SHARE / 10) * 10
 
     has_ev = rng.random(n) < 0.35
     has_hp = rng.random(n) < 0.3
@@ -417,6 +482,8 @@ def build_fleet(n_systems: int, start: dt.date, seed: int) -> Fleet:
             "install_date": install.astype("datetime64[D]"),
             "guarantee_start": guarantee_start.astype("datetime64[D]"),
             "guarantee_kwh_per_year": guarantee,
+            "guarantee_ref_irradiation_kwh_m2": ref_ghi,
+            "guarantee_tariff_eur_per_kwh": g_tariff,
             "insurer": INSURERS[insurer_idx],
             "policy_number": policy,
             "installer_id": installer,
