@@ -24,7 +24,7 @@ from wattlake.lake import Lake
 
 
 #: modules adding subcommands (each defines ``register(subparsers)``)
-EXTENSIONS: tuple[str, ...] = ()
+EXTENSIONS: tuple[str, ...] = ("pipelines.cli_subject", "pipelines.cli_research", "pipelines.cli_claims")
 
 
 def _say(msg: str) -> None:
@@ -68,8 +68,10 @@ def materialize_all(start: str, end: str, instance=None, lake_root: str | None =
         selection=dg.AssetSelection.all(),
         tags={"dagster/asset_partition_range_start": start, "dagster/asset_partition_range_end": end},
     )
-    # episodes span partitions: the (unpartitioned) alerts asset runs once over the whole history
-    dg.materialize([gold_underperformance_alerts], resources=resources, instance=instance, raise_on_error=True,
+    # episodes and guarantee years span partitions: these (unpartitioned) assets run once over the whole history
+    from assets.guarantee import gold_guarantee_evaluations
+
+    dg.materialize([gold_underperformance_alerts, gold_guarantee_evaluations], resources=resources, instance=instance, raise_on_error=True,
                    run_config=run_config)
     return reg, bronze
 
@@ -150,6 +152,12 @@ def cmd_demo(args) -> int:
     _, bronze = materialize_all(days[0], days[-1], lake_root=lake.root, landing=str(root))
     _say(f"  done in {time.perf_counter() - t0:.1f} s")
     _print_summary(lake, bronze)
+    from pipelines.cli_research import demo_release
+
+    demo_release(lake, days[0], days[-1], _say)
+    from pipelines.cli_claims import demo_claims
+
+    demo_claims(lake, _say)
     return 0
 
 
@@ -202,7 +210,8 @@ def cmd_tables(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="wattlake", description=__doc__.split("\n\n")[0])
+    # no abbreviations: "--l" of a subcommand must not be read as an abbreviated "--lake"
+    p = argparse.ArgumentParser(prog="wattlake", description=__doc__.split("\n\n")[0], allow_abbrev=False)
     p.add_argument("--lake", help="lake root (default $WATTLAKE_LAKE or ./lakehouse)")
     p.add_argument("--landing", help="landing folder (default $WATTLAKE_LANDING or ./landing)")
     sub = p.add_subparsers(dest="command", required=True)

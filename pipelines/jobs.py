@@ -32,3 +32,15 @@ land_job = dg.define_asset_job(
     partitions_def=daily,
     description="Land one landing day of inverter, meter, device and weather files into bronze.",
 )
+
+retention_job = dg.define_asset_job(
+    "apply_retention",
+    selection=dg.AssetSelection.groups("privacy"),
+    description="Apply the retention policy (IP truncation/removal, raw telegram and quarantine text) and purge old versions.",
+)
+
+guarantee_job = dg.define_asset_job(
+    "evaluate_guarantees",
+    selection=dg.AssetSelection.assets(["gold", "guarantee_evaluations"]),
+    description="Re-evaluate the kWh guarantee of every completed guarantee year (gold/guarantee_evaluations).",
+)

@@ -13,6 +13,7 @@ from typing import Optional
 
 import dagster as dg
 
+from wattlake.keys import install_log_redaction
 from wattlake.lake import Lake
 
 DEFAULT_LANDING = "./landing"
@@ -29,6 +30,7 @@ class LakeResource(dg.ConfigurableResource):
     root: Optional[str] = None
 
     def lake(self) -> Lake:
+        install_log_redaction()  # every run that touches the lake logs without secrets
         return Lake.from_env(self.root)
 
 

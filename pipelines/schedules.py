@@ -9,7 +9,7 @@ import datetime as dt
 
 import dagster as dg
 
-from pipelines.jobs import alerts_job, daily_job, land_job
+from pipelines.jobs import alerts_job, daily_job, land_job, retention_job
 
 daily_landing_schedule = dg.build_schedule_from_partitioned_job(
     land_job, hour_of_day=2, minute_of_hour=30, name="daily_landing",
@@ -29,3 +29,10 @@ def daily_model_schedule(context: dg.ScheduleEvaluationContext):
              name="daily_alerts", description="Re-detect underperformance episodes at 04:30 Europe/Amsterdam.")
 def daily_alerts_schedule(context: dg.ScheduleEvaluationContext):
     return dg.RunRequest(run_key=f"alerts:{context.scheduled_execution_time.date()}")
+
+
+@dg.schedule(job=retention_job, cron_schedule="30 5 * * *", execution_timezone="Europe/Amsterdam",
+             name="daily_retention", description="Apply the retention policy at 05:30 Europe/Amsterdam, after the "
+             "night's landing, modelling and alert runs (it rewrites bronze tables those runs write).")
+def daily_retention_schedule(context: dg.ScheduleEvaluationContext):
+    return dg.RunRequest(run_key=f"retention:{context.scheduled_execution_time.date()}")

@@ -77,3 +77,39 @@ def redact(text: str, env: dict[str, str] | None = None) -> str:
     for value in secret_values(env):
         text = text.replace(value, "***")
     return text
+
+
+_base_factory = None
+
+
+def install_log_redaction() -> None:
+    """Redact secrets from EVERY Python log record, whichever library logs it (idempotent).
+
+    A record factory renders the message (and any traceback) when the record is created and
+    replaces each secret environment value by ``***`` (:func:`redact`), so no handler, Dagster
+    event log or captured output can see the value. Example: botocore at DEBUG logs the
+    ``x-amz-security-token`` header, i.e. ``AWS_SESSION_TOKEN``.
+    """
+    global _base_factory
+    import logging
+
+    if _base_factory is not None:
+        return
+    _base_factory = logging.getLogRecordFactory()
+
+    def factory(*args, **kwargs):
+        record = _base_factory(*args, **kwargs)
+        if not secret_values():
+            return record
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed call: keep the record as the library made it
+            return record
+        record.msg, record.args = redact(message), ()
+        if record.exc_info and not record.exc_text:
+            import traceback
+
+            record.exc_text = redact("".join(traceback.format_exception(*record.exc_info)).rstrip("\n"))
+        return record
+
+    logging.setLogRecordFactory(factory)

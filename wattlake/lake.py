@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -280,12 +281,77 @@ class Lake:
         return self.table(table).vacuum(retention_hours=retention_hours, dry_run=False,
                                         enforce_retention_duration=False)
 
+    def update(self, table: str, updates: Mapping[str, str], predicate: str) -> int:
+        """UPDATE rows matching a SQL ``predicate`` (dates/pseudonymous ids only: it is logged)."""
+        metrics = self.table(table).update(updates=dict(updates), predicate=predicate)
+        return int(metrics.get("num_updated_rows", 0))
+
+    def purge_history(self, table: str, orphan_hours: int = 1) -> dict:
+        """Make the current version the only one: removed values become physically unrecoverable.
+
+        1. VACUUM (retention 0): delete every data file the current version does not read, then a
+           full VACUUM for files no commit ever referenced that are older than ``orphan_hours``
+           (younger ones may belong to a writer that has not committed yet). Both commit a
+           VACUUM START/END entry that holds counts only.
+        2. Checkpoint the current version, then delete every older commit JSON and checkpoint, with
+           their per-file statistics and DELETE/MERGE predicates (what ``cleanup_metadata`` does
+           with a zero ``delta.logRetentionDuration``, without changing the table's properties:
+           ``alter.set_table_properties`` hangs against some S3 servers in delta-rs 1.6.6).
+
+        Time travel to versions before the checkpoint is lost; the checkpoint version and later
+        ones read as before. Safe to re-run after a crash at any step.
+        """
+        removed = self.table(table).vacuum(retention_hours=0, dry_run=False, enforce_retention_duration=False)
+        orphans = self.table(table).vacuum(retention_hours=orphan_hours, dry_run=False,
+                                           enforce_retention_duration=False, full=True)
+        dt = self.table(table)
+        version = dt.version()
+        dt.create_checkpoint()
+        logs = self._delete_log_before(table, version)
+        return {"files_removed": len(removed) + len(orphans), "log_files_removed": logs,
+                "checkpoint_version": version}
+
+    def _delete_log_before(self, table: str, version: int) -> int:
+        """Delete ``_delta_log`` commits and checkpoints older than ``version`` (local or S3)."""
+        prefix = f"{table.strip('/')}/_delta_log/"
+        if self.is_s3:
+            import boto3
+
+            so = self.storage_options
+            bucket, _, base = self.root.split("://", 1)[1].partition("/")
+            s3 = boto3.client("s3", endpoint_url=so.get("AWS_ENDPOINT_URL"), region_name=so.get("AWS_REGION"),
+                              aws_access_key_id=so.get("AWS_ACCESS_KEY_ID"),
+                              aws_secret_access_key=so.get("AWS_SECRET_ACCESS_KEY"),
+                              aws_session_token=so.get("AWS_SESSION_TOKEN"))
+            full = f"{base.strip('/')}/{prefix}".lstrip("/")
+            keys = [o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=full)
+                    for o in page.get("Contents", [])]
+            old = [k for k in keys if _log_version(k.rsplit("/", 1)[-1]) is not None
+                   and _log_version(k.rsplit("/", 1)[-1]) < version]
+            for i in range(0, len(old), 1000):
+                s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in old[i:i + 1000]]})
+            return len(old)
+        log_dir = Path(self.uri(table)) / "_delta_log"
+        old = [p for p in log_dir.iterdir() if _log_version(p.name) is not None and _log_version(p.name) < version]
+        for p in old:
+            p.unlink()
+        return len(old)
+
     def compact(self, table: str) -> dict:
         """OPTIMIZE: rewrite small files into larger ones (the data and its versions are unchanged)."""
         return self.table(table).optimize.compact()
 
     def _so(self) -> dict[str, str] | None:
         return self.storage_options or None
+
+
+_LOG_FILE = re.compile(r"^(\d{20})\.(json|crc|checkpoint(\.\d+\.\d+)?\.parquet|\d{20}\.compacted\.json)$")
+
+
+def _log_version(name: str) -> int | None:
+    """The version of a ``_delta_log`` commit/checkpoint file name, None for anything else."""
+    m = _LOG_FILE.match(name)
+    return int(m.group(1)) if m else None
 
 
 def _partition_literals(arrow: pa.Table, column: str) -> str:

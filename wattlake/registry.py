@@ -27,6 +27,10 @@ log = logging.getLogger(__name__)
 EARTH_RADIUS_KM = 6371.0088
 
 
+#: registry columns a snapshot may lack (older snapshots predate the guarantee terms)
+OPTIONAL_COLUMNS = ("station_id", "guarantee_ref_irradiation_kwh_m2", "guarantee_tariff_eur_per_kwh")
+
+
 class RegistryError(ValueError):
     """A registry file cannot be landed; the message names file and line."""
 
@@ -44,9 +48,12 @@ def read_registry_csv(path: Path, spec: T.TableSpec) -> pl.DataFrame:
     if not path.is_file():
         raise RegistryError(f"{path}: registry file missing")
     raw = pl.read_csv(path, infer_schema=False)  # all Utf8: we cast and report failures ourselves
-    missing = [f.name for f in spec.schema if f.name not in raw.columns and f.name != "station_id"]
+    missing = [f.name for f in spec.schema if f.name not in raw.columns and f.name not in OPTIONAL_COLUMNS]
     if missing:
         raise RegistryError(f"{path}: missing columns {missing}")
+    # optional columns absent from an older snapshot are landed as nulls (station_id is filled later)
+    raw = raw.with_columns(pl.lit(None, dtype=pl.String).alias(c) for c in OPTIONAL_COLUMNS
+                           if c != "station_id" and c in spec.schema.names and c not in raw.columns)
     exprs = []
     for f in spec.schema:
         if f.name not in raw.columns:
@@ -98,6 +105,47 @@ def _write_if_changed(lake: Lake, spec: T.TableSpec, frame: pl.DataFrame) -> Reg
     return RegistryReport(spec.name, new.height, True, lake.version(spec.name))
 
 
+def apply_privacy(lake: Lake, subjects: pl.DataFrame, systems: pl.DataFrame,
+                  photos: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """A registry snapshot as the lake must hold it after data-subject requests.
+
+    Subjects with a finished erasure (``restricted/erasures``, keyed by
+    :func:`wattlake.keys.pseudonym` of the subject id) are dropped with their systems and
+    photos, so re-landing a CRM export does not bring an erased person back; rectified fields
+    and restriction/objection/consent flags (``restricted/subject_overrides``) are applied over
+    the snapshot's values. Only counts are logged.
+    """
+    from wattlake.keys import pseudonym
+
+    if lake.exists(T.ERASURES.name) and subjects.height:
+        # an erasure still in progress needs the registry rows (its last step removes them)
+        stones = lake.read(T.ERASURES.name)
+        erased = set(stones.filter(pl.col("status") == "done").get_column("subject_ref").to_list())
+        refs = pl.Series([pseudonym(s) for s in subjects.get_column("subject_id").to_list()], dtype=pl.String)
+        gone = subjects.get_column("subject_id").filter(refs.is_in(list(erased)))
+        if gone.len():
+            subjects = subjects.filter(~pl.col("subject_id").is_in(gone.to_list()))
+            dropped = systems.filter(pl.col("subject_id").is_in(gone.to_list())).get_column("system_id")
+            systems = systems.filter(~pl.col("subject_id").is_in(gone.to_list()))
+            photos = photos.filter(~pl.col("system_id").is_in(dropped.to_list()))
+            log.info("registry: dropped %d erased subjects (%d systems) from the snapshot", gone.len(), dropped.len())
+    if lake.exists(T.SUBJECT_OVERRIDES.name):
+        overrides = lake.read(T.SUBJECT_OVERRIDES.name)
+        for (name,), group in overrides.group_by("field"):
+            if name not in subjects.columns:
+                continue
+            dtype = subjects.schema[name]
+            value = pl.col("value")
+            if dtype == pl.Boolean:
+                value = value.str.to_lowercase() == "true"
+            vals = group.select("subject_id", value.cast(dtype).alias("_override"))
+            subjects = (subjects.join(vals, on="subject_id", how="left")
+                        .with_columns(pl.coalesce("_override", name).alias(name)).drop("_override"))
+        if overrides.height:
+            log.info("registry: %d rectified fields/flags applied", overrides.height)
+    return subjects, systems, photos
+
+
 def land_stations(lake: Lake, landing_root: Path) -> RegistryReport:
     path = Path(landing_root) / "weather" / "stations.csv"
     return _write_if_changed(lake, T.STATIONS, read_registry_csv(path, T.STATIONS))
@@ -122,6 +170,7 @@ def land_registry(lake: Lake, landing_root: Path) -> dict[str, RegistryReport]:
         systems = systems.with_columns(pl.coalesce(pl.col("station_id"), nearest).alias("station_id"))
     else:
         systems = systems.with_columns(nearest.alias("station_id"))
+    subjects, systems, photos = apply_privacy(lake, subjects, systems, photos)
     orphans = systems.join(subjects, on="subject_id", how="anti")
     if orphans.height:
         raise RegistryError(f"{root / 'registry' / 'systems.csv'}: {orphans.height} systems reference unknown subjects")

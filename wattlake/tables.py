@@ -133,7 +133,8 @@ SYSTEMS = TableSpec(
         ("kwp", pa.float64()), ("tilt_deg", pa.float64()), ("azimuth_deg", pa.float64()),
         ("inverter_brand", pa.string()), ("inverter_model", pa.string()), ("inverter_ac_kw", pa.float64()),
         ("n_strings", pa.int8()), ("install_date", pa.date32()), ("guarantee_start", pa.date32()),
-        ("guarantee_kwh_per_year", pa.float64()), ("insurer", pa.string()), ("policy_number", pa.string()),
+        ("guarantee_kwh_per_year", pa.float64()), ("guarantee_ref_irradiation_kwh_m2", pa.float64()),
+        ("guarantee_tariff_eur_per_kwh", pa.float64()), ("insurer", pa.string()), ("policy_number", pa.string()),
         ("installer_id", pa.string()), ("has_ev_charger", pa.bool_()), ("has_heat_pump", pa.bool_()),
         ("station_id", pa.int32()),
     ),
@@ -242,6 +243,23 @@ def pl_schema_to_arrow(schema) -> pa.Schema:
 
 SYSTEM_DAILY, ALERTS = _gold_specs()
 
+
+def _guarantee_spec() -> TableSpec:
+    from wattlake.guarantee import GUARANTEE_SCHEMA
+
+    return TableSpec(
+        "gold/guarantee_evaluations", GUARANTEE_SCHEMA, keys=("system_id", "year_start"), partition_by=None,
+        stats_columns=("year_start", "year_end", "system_id"),
+        description="kWh guarantee per system and completed guarantee year (from guarantee_start, not "
+        "1 January): measured and gap-modelled energy [kWh], guaranteed and weather-corrected guaranteed "
+        "energy [kWh] (ratio of measured to reference horizontal irradiation [kWh/m2]), data completeness, "
+        "verdict (met / shortfall / insufficient_data / not_eligible), shortfall [kWh] and its value at the "
+        "contract tariff [EUR]. No policy numbers (those stay in restricted/systems and the insurer packs).",
+    )
+
+
+GUARANTEE_EVALUATIONS = _guarantee_spec()
+
 CHECK_OUTCOMES = TableSpec(
     "quality/check_outcomes",
     _schema(
@@ -268,11 +286,38 @@ PRIVACY_AUDIT = TableSpec(
     "named only by a keyed pseudonym (subject_ref), never by id or personal data.",
 )
 
+ERASURES = TableSpec(
+    "restricted/erasures",
+    _schema(
+        ("subject_ref", pa.string()), ("request_id", pa.string()), ("status", pa.string()),
+        ("started_at_utc", UTC_TS), ("updated_at_utc", UTC_TS), ("tables_planned", pa.string()),
+        ("tables_done", pa.string()), ("identifier_refs", pa.string()),
+    ),
+    keys=("subject_ref",), partition_by=None, stats_columns=(),
+    description="Erasure tombstones: one row per erased subject, named only by the keyed pseudonym "
+    "(subject_ref), with the erasure's progress (tables done, status in_progress/done) and the keyed "
+    "pseudonyms of the subject's device identifiers (identifier_refs: serials, meter and energy-manager "
+    "ids) so landing can drop their future records. Re-landing the registry drops the subjects listed "
+    "here; a crashed erasure resumes from tables_done.",
+)
+
+SUBJECT_OVERRIDES = TableSpec(
+    "restricted/subject_overrides",
+    _schema(
+        ("subject_id", pa.string()), ("field", pa.string()), ("value", pa.string()),
+        ("set_at_utc", UTC_TS), ("request_id", pa.string()),
+    ),
+    keys=("subject_id", "field"), partition_by=None, stats_columns=(),
+    description="Rectified personal fields and restriction/objection/consent flags set by data-subject "
+    "requests (personal data). Applied over every registry snapshot when it lands, so a re-landed "
+    "CRM export does not undo a rectification.",
+)
+
 TABLES: dict[str, TableSpec] = {
     t.name: t
     for t in (INVERTER_READINGS, METER_READINGS, DEVICE_READINGS, WEATHER, QUARANTINE, STATIONS,
               SYSTEMS, SUBJECTS, INSTALLATION_PHOTOS, INVERTER_IPS, PV_INTERVALS, SYSTEM_DAILY, ALERTS,
-              CHECK_OUTCOMES, PRIVACY_AUDIT)
+              GUARANTEE_EVALUATIONS, CHECK_OUTCOMES, PRIVACY_AUDIT, ERASURES, SUBJECT_OVERRIDES)
 }
 
 #: tables that hold personal data; everything else must be free of it

@@ -1,0 +1,150 @@
+"""``wattlake subject ...`` and ``wattlake retention``: data-subject requests and retention.
+
+``wattlake subject export <id> --out DIR [--zip]``   everything held on the subject (JSON, Parquet, CSV)
+``wattlake subject rectify <id> --set field=value``  correct personal fields (audited: names only)
+``wattlake subject restrict|object <id> [--lift]``   set (or lift) the restriction/objection flag
+``wattlake subject consent <id> --grant|--withdraw`` research-sharing consent
+``wattlake subject erase <id>``                      erase from every table, version, log and Dagster storage
+``wattlake retention [--dry-run] [--now ISO]``       apply the retention policy
+
+Output is request ids, counts and paths: never personal data, never a value given to ``--set``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import time
+
+from wattlake.lake import Lake
+
+
+def _say(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def _dagster_instance():
+    """The instance under ``$DAGSTER_HOME``, or None (then Dagster storage is not searched)."""
+    if not os.environ.get("DAGSTER_HOME"):
+        return None
+    import dagster as dg
+
+    return dg.DagsterInstance.get()
+
+
+def cmd_export(args) -> int:
+    from wattlake.privacy import export_subject
+
+    report = export_subject(Lake.from_env(args.lake), args.subject_id, args.out, as_zip=args.zip)
+    _say(f"export {report.request_id}: {len(report.files)} files, {sum(report.rows.values()):,} rows -> {report.path}")
+    for table, n in sorted(report.rows.items()):
+        _say(f"  {table:34s} {n:>10,}")
+    return 0
+
+
+def cmd_rectify(args) -> int:
+    from wattlake.privacy import RectifyError, rectify
+
+    changes = {}
+    for item in args.set or []:
+        name, sep, value = item.partition("=")
+        if not sep:
+            _say(f"--set expects field=value (got a value without '=' for {name.strip()[:20]!r})")
+            return 2
+        changes[name.strip()] = value
+    try:
+        request_id = rectify(Lake.from_env(args.lake), args.subject_id, changes)
+    except RectifyError as exc:
+        _say(f"refused: {exc}")
+        return 2
+    _say(f"rectify {request_id}: fields {sorted(changes)} updated")
+    return 0
+
+
+def cmd_flag(args) -> int:
+    from wattlake.privacy import set_flag
+
+    if args.request == "consent":
+        value = bool(args.grant)
+    else:
+        value = not args.lift
+    request_id = set_flag(Lake.from_env(args.lake), args.subject_id, args.request, value)
+    _say(f"{args.request} {request_id}: flag {'set' if value else 'cleared'}")
+    return 0
+
+
+def cmd_erase(args) -> int:
+    from wattlake.exports import ExportRoot
+    from wattlake.privacy import erase
+
+    instance = _dagster_instance()
+    if instance is None:
+        _say("DAGSTER_HOME is not set: Dagster run storage is not searched")
+    report = erase(Lake.from_env(args.lake), args.subject_id, instance=instance, export_root=ExportRoot.from_env())
+    _say(f"erase {report.request_id}: {report.outcome}" + (" (resumed)" if report.resumed else ""))
+    for table, n in sorted(report.rows.items()):
+        _say(f"  {table:34s} {n:>10,} rows removed")
+    _say(f"  bytes rewritten {report.bytes_rewritten:,}, bytes removed {report.bytes_removed:,}, "
+         f"files vacuumed {report.files_removed:,}, Dagster runs deleted {report.dagster_runs_deleted}, "
+         f"{report.seconds:.1f} s")
+    for pack in report.insurer_packs_kept:
+        _say(f"  kept (legal claims): {pack}")
+    if report.releases_including_subject:
+        _say(f"  earlier research releases including the subject: {len(report.releases_including_subject)}")
+    return 0
+
+
+def cmd_retention(args) -> int:
+    from wattlake.retention import apply_retention
+
+    now = dt.datetime.fromisoformat(args.now) if args.now else dt.datetime.now(dt.UTC)
+    if now.tzinfo is None:
+        now = now.replace(tzinfo=dt.UTC)
+    t0 = time.perf_counter()
+    r = apply_retention(Lake.from_env(args.lake), now, dry_run=args.dry_run)
+    _say(f"retention{' (dry run)' if args.dry_run else ''} as of {now:%Y-%m-%d}: {r.ips_truncated:,} IPs truncated "
+         f"({r.ip_rows_merged:,} rows merged), {r.ips_removed:,} IP rows removed, {r.telegrams_dropped:,} raw "
+         f"telegrams and {r.quarantine_raw_dropped:,} quarantine texts dropped; purged {r.tables_purged} "
+         f"in {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
+def register(sub) -> None:
+    from wattlake.keys import install_log_redaction
+
+    install_log_redaction()  # register() runs on every ``wattlake`` invocation
+    s = sub.add_parser("subject", help="data-subject requests: export, rectify, restrict, object, consent, erase")
+    ss = s.add_subparsers(dest="request", required=True)
+
+    e = ss.add_parser("export", help="everything held on the subject, as a folder or zip")
+    e.add_argument("subject_id")
+    e.add_argument("--out", required=True, help="folder to write (with --zip: <out>.zip)")
+    e.add_argument("--zip", action="store_true")
+    e.set_defaults(func=cmd_export)
+
+    r = ss.add_parser("rectify", help="correct personal fields")
+    r.add_argument("subject_id")
+    r.add_argument("--set", action="append", metavar="FIELD=VALUE", help="repeatable")
+    r.set_defaults(func=cmd_rectify)
+
+    for name, helptext in (("restrict", "restrict processing"), ("object", "object to processing")):
+        f = ss.add_parser(name, help=f"{helptext} (excluded from research releases and commercial use)")
+        f.add_argument("subject_id")
+        f.add_argument("--lift", action="store_true", help="clear the flag again")
+        f.set_defaults(func=cmd_flag)
+
+    c = ss.add_parser("consent", help="grant or withdraw consent to research sharing")
+    c.add_argument("subject_id")
+    g = c.add_mutually_exclusive_group(required=True)
+    g.add_argument("--grant", action="store_true")
+    g.add_argument("--withdraw", action="store_true")
+    c.set_defaults(func=cmd_flag)
+
+    x = ss.add_parser("erase", help="erase the subject everywhere (tables, old versions, logs, Dagster)")
+    x.add_argument("subject_id")
+    x.set_defaults(func=cmd_erase)
+
+    t = sub.add_parser("retention", help="apply the retention policy (IPs, raw telegrams, quarantine text)")
+    t.add_argument("--dry-run", action="store_true", help="count only")
+    t.add_argument("--now", help="reference time (ISO 8601, default now)")
+    t.set_defaults(func=cmd_retention)

@@ -1,0 +1,382 @@
+"""Data-subject rights on real Delta tables: export, rectify, flags, and an erasure proven on every file."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import zipfile
+from pathlib import Path
+
+import polars as pl
+import pyarrow.parquet as pq
+import pytest
+
+from wattlake import tables as T
+from wattlake.audit import AuditEntry, history, record
+from wattlake.exports import ExportRoot
+from wattlake.keys import pseudonym
+from wattlake.lake import Lake
+from wattlake.privacy import (RectifyError, SubjectNotFound, erase, export_subject, find_subject, purge_dagster,
+                              rectify, set_flag)
+from wattlake.registry import land_registry
+
+
+# ------------------------------------------------------------------------------------ helpers
+def _parquet_text(data: bytes) -> str:
+    """Every value of a Parquet file (data or checkpoint), decoded, as one text."""
+    import io
+
+    table = pq.read_table(io.BytesIO(data))
+    return json.dumps(table.to_pylist(), default=str, ensure_ascii=False)
+
+
+def find_in_files(files: dict[str, bytes], needles: list[str]) -> list[tuple[str, str]]:
+    """(file, needle) for every needle found in a file's raw bytes or, for Parquet, decoded values."""
+    hits = []
+    for name, data in files.items():
+        text = ""
+        if data[:4] == b"PAR1":
+            text = _parquet_text(data)
+        elif name.endswith(".zip"):
+            import io
+
+            with zipfile.ZipFile(io.BytesIO(data)) as zf:
+                inner = {f"{name}!{n}": zf.read(n) for n in zf.namelist()}
+            hits += find_in_files(inner, needles)
+        for n in needles:
+            if n.encode() in data or n in text or json.dumps(n)[1:-1] in text:
+                hits.append((name, n))
+    return hits
+
+
+def local_files(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in Path(root).rglob("*") if p.is_file()}
+
+
+def _system_tables(lake: Lake) -> list[str]:
+    return [n for n, s in T.TABLES.items() if "system_id" in s.schema.names and lake.exists(n)]
+
+
+def _counts_by_system(lake: Lake) -> dict[str, dict[str, int]]:
+    out = {}
+    for name in _system_tables(lake):
+        frame = lake.read(name).group_by("system_id").len()
+        out[name] = dict(frame.iter_rows())
+    return out
+
+
+@pytest.fixture
+def lake_copy(landed, tmp_path) -> Lake:
+    src, *_ = landed
+    dst = tmp_path / "lakehouse"
+    shutil.copytree(src.root, dst)
+    return Lake(str(dst))
+
+
+def _richest_subject(lake: Lake) -> str:
+    """The subject with quarantined raw lines (found only by content), else the first one."""
+    from wattlake.privacy import _count
+
+    best, best_n = None, -1
+    for sid in sorted(lake.read(T.SUBJECTS.name).get_column("subject_id").to_list()):
+        s = find_subject(lake, sid)
+        n = _count(lake, T.QUARANTINE, s) * 1000 + _count(lake, T.METER_READINGS, s) // 1000
+        if n > best_n and s.system_ids:
+            best, best_n = sid, n
+    return best
+
+
+# ------------------------------------------------------------------------------------ erasure
+def test_erase_leaves_no_value_of_the_subject_in_any_file(lake_copy, small_landing, tmp_path, caplog):
+    lake = lake_copy
+    sid = _richest_subject(lake)
+    subject = find_subject(lake, sid)
+    needles = subject.personal_values()
+    assert {"name", "email", "iban"} <= set(subject.row.columns)
+    r = subject.row.row(0, named=True)
+    address = f'{r["street"]} {r["house_number"]}'
+    for v in (sid, r["name"], r["email"], r["phone"], r["iban"], address, *subject.system_ids,
+              *subject.systems["serial"].to_list(), *subject.systems["meter_id"].to_list()):
+        assert v in needles
+    # the lake really held them before (quarantine by content, meter telegrams, logs)
+    before_hits = find_in_files(local_files(Path(lake.root)), needles)
+    assert any("quarantine" in f for f, _ in before_hits)
+    assert any("meter_readings" in f for f, _ in before_hits)
+    other = sorted(set(lake.read(T.SUBJECTS.name)["subject_id"]) - {sid})[0]
+
+    # an insurer pack naming one of the systems (kept) and an earlier research release (listed)
+    exports = ExportRoot(str(tmp_path / "exports"))
+    pack = exports.folder("insurers", "acme", "claim-001")
+    pack.write("evidence.csv", f"system_id,kwh\n{subject.system_ids[0]},12.5\n".encode())
+    pack.write("manifest.json", json.dumps({"files": pack.files}).encode())
+    other_pack = exports.folder("insurers", "acme", "claim-002")
+    other_pack.write("manifest.json", json.dumps({"system_id": "sys_someone_else"}).encode())
+    release = AuditEntry("release")
+    record(lake, release, "released", {"included_refs": [pseudonym(sid), pseudonym(other)], "k": 5})
+
+    # a quality check whose failing-value sample names one of the systems (no system_id column)
+    import datetime as dt
+
+    check = pl.DataFrame({"table": ["bronze/inverter_readings"], "check": ["power_range"], "blocking": [False],
+                          "passed": [False], "element_count": [10], "unexpected_count": [1],
+                          "unexpected_sample": [f'[["{subject.system_ids[0]}", -5.0]]'], "expectation": ["x"],
+                          "partition_start": ["2025-10-25"], "partition_end": ["2025-10-25"],
+                          "evaluated_at_utc": [dt.datetime.now(dt.UTC)], "run_id": ["r-test"]})
+    lake.append(T.CHECK_OUTCOMES.name, check, T.CHECK_OUTCOMES.schema)
+    counts_before = _counts_by_system(lake)
+    n_subjects = lake.read(T.SUBJECTS.name).height
+    n_checks = lake.read(T.CHECK_OUTCOMES.name).height
+
+    report = erase(lake, sid, export_root=exports)
+
+    assert report.outcome == "erased"
+    assert report.rows[T.QUARANTINE.name] >= 1 and report.rows[T.SUBJECTS.name] == 1
+    assert report.rows[T.INVERTER_READINGS.name] == sum(
+        counts_before[T.INVERTER_READINGS.name].get(s, 0) for s in subject.system_ids)
+    assert report.bytes_rewritten > 0 and report.files_removed > 0
+    assert report.insurer_packs_kept == ["insurers/acme/claim-001"]
+    assert exports.exists("insurers/acme/claim-001/evidence.csv")  # legal-claims exemption
+    assert report.releases_including_subject == [release.request_id]
+
+    # THE proof: no file under the lake root (data, logs, checkpoints, _last_checkpoint) holds a value
+    files = local_files(Path(lake.root))
+    assert any(f.endswith("checkpoint.parquet") for f in files) and any("_last_checkpoint" in f for f in files)
+    assert find_in_files(files, needles) == []
+
+    # other subjects' rows unchanged, table by table
+    after = _counts_by_system(lake)
+    for name, per_system in counts_before.items():
+        expected = {s: n for s, n in per_system.items() if s not in subject.system_ids}
+        assert after[name] == expected, name
+    assert lake.read(T.SUBJECTS.name).height == n_subjects - 1
+    checks = lake.read(T.CHECK_OUTCOMES.name)
+    assert checks.height == n_checks  # redacted, not dropped
+    assert checks.filter(pl.col("run_id") == "r-test")["unexpected_sample"].item() == '[["[erased]", -5.0]]'
+    # the tombstone names the subject and its devices only by keyed pseudonyms (for landing)
+    from wattlake.privacy import erased_identifier_refs
+
+    assert pseudonym(subject.systems["serial"][0]) in erased_identifier_refs(lake)
+    # the address (street and number and postcode together) is nowhere; a street name alone may
+    # still appear, but only as a neighbour's street
+    addresses = [pl.read_parquet(p).select("street", "house_number", "postcode").rows()
+                 for p in Path(lake.uri(T.SUBJECTS.name)).rglob("*.parquet") if "_delta_log" not in str(p)]
+    assert (r["street"], r["house_number"], r["postcode"]) not in [a for rows in addresses for a in rows]
+    street_hits = find_in_files(files, [r["street"]])
+    assert not street_hits or r["street"] in lake.read(T.SUBJECTS.name)["street"].to_list()
+
+    # the audit holds the outcome, the kept pack and the release, and no raw id
+    audit = history(lake, sid)
+    erase_row = audit.filter(pl.col("request_type") == "erase").row(0, named=True)
+    details = json.loads(erase_row["details"])
+    assert details["insurer_packs_kept_legal_claims"] == ["insurers/acme/claim-001"]
+    assert details["earlier_releases_including_subject"] == [release.request_id]
+    assert sid not in json.dumps(history(lake).to_dicts(), default=str)
+
+    # every table reads and time-travels to the version after the erasure, also after new commits
+    versions = {name: lake.version(name) for name in lake.tables()}
+    for name, v in versions.items():
+        assert lake.read(name, version=v).height == lake.read(name).height
+    # re-landing the registry snapshot does not bring the subject back (tombstone), only counts are logged
+    with caplog.at_level(logging.INFO, logger="wattlake.registry"):
+        land_registry(lake, small_landing[0])
+    assert sid not in lake.read(T.SUBJECTS.name)["subject_id"].to_list()
+    assert not set(subject.system_ids) & set(lake.read(T.SYSTEMS.name)["system_id"].to_list())
+    assert any("dropped 1 erased subjects" in m for m in caplog.messages)
+    assert not any(n in m for m in caplog.messages for n in needles)
+    lake.append(T.QUARANTINE.name, lake.read(T.QUARANTINE.name).head(1).with_columns(pl.lit(99999).alias("line_no")),
+                T.QUARANTINE.schema)
+    assert lake.read(T.QUARANTINE.name, version=versions[T.QUARANTINE.name]).height + 1 == \
+        lake.read(T.QUARANTINE.name).height
+
+    # idempotent: a second request finds nothing and says so
+    again = erase(lake, sid, export_root=exports)
+    assert again.outcome == "already_erased"
+    assert find_in_files(local_files(Path(lake.root)), needles) == []
+
+
+def test_erase_resumes_after_a_crash_midway(lake_copy, small_landing, monkeypatch):
+    lake = lake_copy
+    sid = _richest_subject(lake)
+    needles = find_subject(lake, sid).personal_values()
+    real = Lake.purge_history
+    calls = {"n": 0}
+
+    def crash_on_third(self, table, *a, **k):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise RuntimeError("simulated crash")
+        return real(self, table, *a, **k)
+
+    monkeypatch.setattr(Lake, "purge_history", crash_on_third)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        erase(lake, sid)
+    monkeypatch.setattr(Lake, "purge_history", real)
+    stone = lake.read(T.ERASURES.name).row(0, named=True)
+    assert stone["status"] == "in_progress" and len(json.loads(stone["tables_done"])) == 2
+    assert stone["subject_ref"] == pseudonym(sid)
+    # meanwhile the registry is re-landed (the erasure still needs those rows) and a day re-lands
+    land_registry(lake, small_landing[0])
+    from wattlake.landing import land
+
+    land(lake, small_landing[0], "inverter", sorted(p.name for p in (small_landing[0] / "inverter").iterdir())[:1])
+
+    report = erase(lake, sid)
+    assert report.resumed and report.outcome == "erased"
+    assert lake.read(T.ERASURES.name).row(0, named=True)["status"] == "done"
+    assert find_in_files(local_files(Path(lake.root)), needles) == []
+    land_registry(lake, small_landing[0])  # done: now the snapshot's rows of the subject are dropped
+    assert sid not in lake.read(T.SUBJECTS.name)["subject_id"].to_list()
+
+
+def test_unknown_subject_is_refused(lake_copy):
+    with pytest.raises(SubjectNotFound) as exc:
+        erase(lake_copy, "sub_does_not_exist")
+    assert "sub_does_not_exist" not in str(exc.value)
+
+
+def test_erase_removes_the_subject_from_dagster_storage(lake_copy, tmp_path):
+    import dagster as dg
+
+    lake = lake_copy
+    sid = _richest_subject(lake)
+    email = find_subject(lake, sid).row["email"].item()
+    other_email = lake.read(T.SUBJECTS.name).filter(pl.col("subject_id") != sid)["email"][0]
+
+    @dg.op
+    def leaky(context):  # a mistake our code never makes: personal data in an event
+        context.log.info(f"contacting {email}")
+
+    @dg.op
+    def clean(context):
+        context.log.info("counted 3 rows")
+
+    (tmp_path / "dagster_home").mkdir()
+    with dg.DagsterInstance.local_temp(str(tmp_path / "dagster_home")) as instance:
+        leak_run = dg.GraphDefinition("leak", node_defs=[leaky]).to_job().execute_in_process(instance=instance)
+        ok_run = dg.GraphDefinition("ok", node_defs=[clean]).to_job().execute_in_process(instance=instance)
+        home = Path(instance.root_directory)
+        assert find_in_files(local_files(home), [email])  # the leak is on disk
+
+        erase(lake, sid, instance=instance)
+
+        run_ids = {r.run_id for r in instance.get_runs()}
+        assert leak_run.run_id not in run_ids and ok_run.run_id in run_ids
+        assert find_in_files(local_files(home), [email]) == []
+        assert other_email not in json.dumps([str(e) for e in instance.all_logs(ok_run.run_id)])
+        assert purge_dagster(instance, [email]) == 0  # idempotent
+
+
+def test_pipeline_events_hold_no_personal_data(landed):
+    """Our assets put counts into Dagster events, never a name, address, contact or device id."""
+    from dagster._serdes import serialize_value
+
+    lake, *_, bronze = landed
+    subjects, systems = lake.read(T.SUBJECTS.name), lake.read(T.SYSTEMS.name)
+    needles = [v for c in ("name", "email", "phone", "iban", "street") for v in subjects[c].to_list()]
+    needles += [v for c in ("serial", "meter_id", "em_id") for v in systems[c].to_list() if v]
+    events = "\n".join(serialize_value(e) for e in bronze.all_events)
+    assert len(events) > 10_000
+    assert [n for n in needles if n in events] == []
+
+
+# ------------------------------------------------------------------------------------ export
+def test_export_holds_exactly_the_subjects_rows(lake_copy, tmp_path):
+    lake = lake_copy
+    sid = _richest_subject(lake)
+    subject = find_subject(lake, sid)
+    report = export_subject(lake, sid, tmp_path / "export")
+    out = Path(report.path)
+    manifest = json.loads((out / "manifest.json").read_text())
+    by_path = {f["path"]: f for f in manifest["files"]}
+
+    # every system-keyed table: counts equal the table filtered by the subject's systems
+    for name in _system_tables(lake):
+        if name in (T.SYSTEMS.name, T.INSTALLATION_PHOTOS.name):
+            continue
+        expected = lake.read(name).filter(pl.col("system_id").is_in(subject.system_ids)).height
+        stem = name.replace("/", "__")
+        got = pl.read_parquet(out / f"{stem}.parquet")
+        assert got.height == expected == by_path[f"{stem}.parquet"]["rows"], name
+        assert pl.read_csv(out / f"{stem}.csv", infer_schema=False).height == expected
+        assert set(got["system_id"].unique()) <= set(subject.system_ids)
+        assert stem in (out / "README.md").read_text()
+    assert pl.read_parquet(out / "bronze__inverter_readings.parquet").height > 0
+    assert pl.read_parquet(out / "bronze__quarantine.parquet").height >= 1  # found by content
+    personal = json.loads((out / "personal_data.json").read_text())
+    assert personal["subject"]["email"] == subject.row["email"].item()
+    assert sorted(s["system_id"] for s in personal["systems"]) == subject.system_ids
+
+    # nothing of anyone else: no other subject's id, system, serial, meter, name or e-mail
+    subjects, systems = lake.read(T.SUBJECTS.name), lake.read(T.SYSTEMS.name)
+    others = subjects.filter(pl.col("subject_id") != sid)
+    other_systems = systems.filter(pl.col("subject_id") != sid)
+    needles = [*others["subject_id"], *others["email"], *others["name"], *others["iban"],
+               *other_systems["system_id"], *other_systems["serial"], *other_systems["meter_id"]]
+    assert find_in_files(local_files(out), needles) == []
+    # the audit has the export, with counts only
+    row = history(lake, sid).filter(pl.col("request_type") == "export").row(0, named=True)
+    assert row["request_id"] == report.request_id and subject.row["email"].item() not in row["details"]
+
+    zipped = export_subject(lake, sid, tmp_path / "export2", as_zip=True)
+    with zipfile.ZipFile(zipped.path) as zf:
+        assert set(zf.namelist()) == {p.name for p in out.iterdir()}
+    assert find_in_files({"e.zip": Path(zipped.path).read_bytes()}, needles) == []
+
+
+# ------------------------------------------------------------------------------ rectify and flags
+def test_rectify_changes_fields_audits_names_only_and_survives_relanding(lake_copy, small_landing):
+    lake = lake_copy
+    sid = _richest_subject(lake)
+    old_email = find_subject(lake, sid).row["email"].item()
+    rectify(lake, sid, {"email": "new.address@example.org", "city": "Zwolle"})
+    row = find_subject(lake, sid).row.row(0, named=True)
+    assert row["email"] == "new.address@example.org" and row["city"] == "Zwolle"
+    audit = history(lake, sid).filter(pl.col("request_type") == "rectify").row(0, named=True)
+    assert json.loads(audit["details"]) == {"fields": ["city", "email"]}
+    # the inaccurate value is not kept in older versions either
+    assert find_in_files(local_files(Path(lake.uri(T.SUBJECTS.name))), [old_email]) == []
+    land_registry(lake, small_landing[0])  # the CRM snapshot still has the old value
+    assert find_subject(lake, sid).row["email"].item() == "new.address@example.org"
+
+    for bad in ({"subject_id": "x"}, {"consent_research": "true"}, {"shoe_size": "44"}):
+        with pytest.raises(RectifyError) as exc:
+            rectify(lake, sid, bad)
+        assert list(bad.values())[0] not in str(exc.value)
+
+
+def test_restrict_object_consent_set_flags_with_history(lake_copy, small_landing, tmp_path):
+    lake = lake_copy
+    sid = _richest_subject(lake)
+    set_flag(lake, sid, "restrict", True)
+    set_flag(lake, sid, "object", True)
+    set_flag(lake, sid, "consent", False)
+    set_flag(lake, sid, "consent", True)
+    land_registry(lake, small_landing[0])
+    row = find_subject(lake, sid).row.row(0, named=True)
+    assert row["restricted"] is True and row["objected"] is True and row["consent_research"] is True
+    others = lake.read(T.SUBJECTS.name).filter(pl.col("subject_id") != sid)
+    assert not others["restricted"].any()
+    report = export_subject(lake, sid, tmp_path / "x")
+    consent = pl.read_parquet(Path(report.path) / "consent_history.parquet")
+    assert consent["request_type"].to_list() == ["restrict", "object", "consent", "consent"]
+    assert [json.loads(d)["value"] for d in consent["details"]] == [True, True, False, True]
+
+
+def test_cli_subject_commands_print_no_personal_data(lake_copy, tmp_path, capsys):
+    from pipelines.cli import main
+
+    lake = lake_copy
+    sid = _richest_subject(lake)
+    needles = [v for v in find_subject(lake, sid).personal_values() if v != sid]
+    base = ["--lake", lake.root]
+    assert main(base + ["subject", "export", sid, "--out", str(tmp_path / "e"), "--zip"]) == 0
+    assert main(base + ["subject", "rectify", sid, "--set", "phone=+31 6 00000000"]) == 0
+    assert main(base + ["subject", "rectify", sid, "--set", "subject_id=evil"]) == 2
+    assert main(base + ["subject", "restrict", sid]) == 0
+    assert main(base + ["subject", "consent", sid, "--withdraw"]) == 0
+    assert main(base + ["retention", "--dry-run", "--now", "2026-06-01"]) == 0
+    assert main(base + ["subject", "erase", sid]) == 0
+    out = capsys.readouterr().out
+    assert "erase req_" in out and (tmp_path / "e.zip").is_file()
+    assert [n for n in needles + ["+31 6 00000000"] if n in out] == []
