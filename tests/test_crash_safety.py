@@ -201,7 +201,8 @@ def test_killed_landing_leaves_tables_readable_and_rerun_converges(tmp_path):
     ref_reports = _run_worker(ref, landing, *pre_steps, big)
     big_report = ref_reports[-1]["report"]
     assert big_report["landed"] > 200_000 and big_report["records"] == big_report["landed"]
-    assert ref_reports[-1]["seconds"] >= 2.0, ref_reports[-1]  # large enough to kill mid-way
+    # long enough to kill mid-way (the kill on the first data file below is what must hit the write)
+    assert ref_reports[-1]["seconds"] >= 0.5, ref_reports[-1]
     reference = _snapshot(ref)
     assert reference[WATCHED][1].height == before[WATCHED][1].height + big_report["landed"]
 

@@ -21,7 +21,7 @@ def test_every_asset_has_group_and_description():
             "bronze/quarantine", "restricted/systems", "restricted/subjects"} <= keys
     for key in graph.get_all_asset_keys():
         node = graph.get(key)
-        assert node.group_name in {"bronze", "restricted", "silver", "gold"}, key
+        assert node.group_name in {"bronze", "restricted", "silver", "gold", "privacy"}, key
         assert node.description and len(node.description) > 30, key
         if key.path[0] == "restricted":
             assert node.group_name == "restricted"
