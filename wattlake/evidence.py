@@ -41,7 +41,7 @@ import polars as pl
 
 from wattlake import keys
 from wattlake import tables as T
-from wattlake.exports import ExportFolder, ExportRoot, sha256_bytes
+from wattlake.exports import ExportFolder, ExportRoot, code_version, sha256_bytes
 from wattlake.guarantee import GUARANTEE_SCHEMA, INTERVAL_COLUMNS, GuaranteeParams, daily_terms, \
     evaluate_guarantees, monthly_breakdown
 from wattlake.lake import Lake
@@ -84,33 +84,6 @@ def sign_manifest(manifest: dict, key: bytes) -> dict:
     """``manifest`` with ``signature`` = HMAC-SHA256 over its canonical JSON without the signature."""
     body = {k: v for k, v in manifest.items() if k != "signature"}
     return {**body, "signature": keys.sign(key, canonical_json(body))}
-
-
-def code_version() -> dict:
-    """Package version and git commit (read from ``.git`` without running git; None if unknown)."""
-    try:
-        from importlib.metadata import version
-
-        pkg = version("wattlake")
-    except Exception:  # not installed as a distribution
-        pkg = None
-    commit = None
-    try:
-        git = Path(__file__).resolve().parent.parent / ".git"
-        head = (git / "HEAD").read_text().strip()
-        if head.startswith("ref: "):
-            ref = head[5:]
-            if (git / ref).is_file():
-                commit = (git / ref).read_text().strip()
-            elif (git / "packed-refs").is_file():
-                for line in (git / "packed-refs").read_text().splitlines():
-                    if line.endswith(" " + ref):
-                        commit = line.split()[0]
-        else:
-            commit = head
-    except Exception:  # no repository (installed elsewhere): the package version must do
-        commit = None
-    return {"package": pkg, "git_commit": commit}
 
 
 # ---------------------------------------------------------------------------------- inputs

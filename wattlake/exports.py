@@ -21,6 +21,34 @@ from pathlib import Path
 DEFAULT_ROOT = "./exports"
 
 
+def code_version() -> dict:
+    """The code a manifest was written by: package version and git commit (read from ``.git``
+    without running git; None where unknown, e.g. an installed wheel)."""
+    try:
+        from importlib.metadata import version
+
+        pkg = version("wattlake")
+    except Exception:  # not installed as a distribution
+        pkg = None
+    commit = None
+    try:
+        git = Path(__file__).resolve().parent.parent / ".git"
+        head = (git / "HEAD").read_text().strip()
+        if head.startswith("ref: "):
+            ref = head[5:]
+            if (git / ref).is_file():
+                commit = (git / ref).read_text().strip()
+            elif (git / "packed-refs").is_file():
+                for line in (git / "packed-refs").read_text().splitlines():
+                    if line.endswith(" " + ref):
+                        commit = line.split()[0]
+        else:
+            commit = head
+    except OSError:  # no repository: the package version must do
+        commit = None
+    return {"package": pkg, "git_commit": commit}
+
+
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 

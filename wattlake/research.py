@@ -44,8 +44,6 @@ import re
 import secrets
 import time
 from dataclasses import dataclass, field
-from importlib import metadata
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -55,7 +53,7 @@ import pyarrow.dataset as pads
 from wattlake import anonymise as A
 from wattlake import tables as T
 from wattlake.audit import AuditEntry, record
-from wattlake.exports import ExportRoot
+from wattlake.exports import ExportRoot, code_version
 from wattlake.keys import pseudonym
 from wattlake.lake import Lake
 
@@ -126,31 +124,6 @@ class Period:
 
     def __str__(self) -> str:
         return f"{self.start}:{self.end}"
-
-
-def code_version() -> str:
-    """``wattlake <version>`` plus the git commit of the working tree when there is one."""
-    try:
-        version = metadata.version("wattlake")
-    except metadata.PackageNotFoundError:
-        version = "unknown"
-    git = Path(__file__).resolve().parents[1] / ".git"
-    commit = None
-    try:
-        head = (git / "HEAD").read_text().strip()
-        if head.startswith("ref: "):
-            ref = head[5:]
-            if (git / ref).is_file():
-                commit = (git / ref).read_text().strip()
-            elif (git / "packed-refs").is_file():
-                for line in (git / "packed-refs").read_text().splitlines():
-                    if line.endswith(" " + ref):
-                        commit = line.split()[0]
-        else:
-            commit = head
-    except OSError:
-        pass
-    return f"wattlake {version}" + (f" (git {commit[:12]})" if commit else "")
 
 
 # ------------------------------------------------------------------------------------------
