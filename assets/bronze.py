@@ -12,15 +12,17 @@ from wattlake.landing import LandingReport, chunk_days, land_groups
 
 
 def _metadata(reports: list[LandingReport]) -> dict:
-    """Run totals (they add up: records = landed + duplicates + quarantined) and reasons."""
+    """Run totals (they add up: records = landed + duplicates + quarantined + erased) and reasons."""
     tot = {k: sum(getattr(r, k) for r in reports)
-           for k in ("files", "records", "landed", "duplicates", "quarantined", "corrected", "counter_resets")}
+           for k in ("files", "records", "landed", "duplicates", "quarantined", "erased", "corrected",
+                     "counter_resets")}
     reasons: dict[str, int] = {}
     for r in reports:
         for reason, n in r.reasons.items():
             reasons[reason] = reasons.get(reason, 0) + n
     meta: dict = {"files": tot["files"], "rows_read": tot["records"], "rows_landed": tot["landed"],
                   "duplicates": tot["duplicates"], "quarantined": tot["quarantined"],
+                  "erased_subject_records_dropped": tot["erased"],
                   "corrected": tot["corrected"], "counter_resets": tot["counter_resets"]}
     meta["partitions"] = len(reports)
     meta["quarantine_reasons"] = dg.MetadataValue.json(reasons)

@@ -195,6 +195,38 @@ def test_erase_leaves_no_value_of_the_subject_in_any_file(lake_copy, small_landi
     assert find_in_files(local_files(Path(lake.root)), needles) == []
 
 
+def test_relanding_after_erase_drops_the_subjects_records_and_counts_them(lake_copy, small_landing):
+    """A stick that still reports, or an old landing day landed again, must not bring an erased
+    subject back: not as readings (unknown device now) and not as quarantine raw text."""
+    from wattlake.landing import land
+
+    lake = lake_copy
+    root = small_landing[0]
+    sid = _richest_subject(lake)
+    subject = find_subject(lake, sid)
+    needles = subject.personal_values()
+    readings = (T.INVERTER_READINGS.name, T.METER_READINGS.name, T.DEVICE_READINGS.name)
+    before = _counts_by_system(lake)
+    subject_rows = sum(n for name in readings for s, n in before[name].items() if s in subject.system_ids)
+    assert subject_rows > 0
+    erase(lake, sid)
+    counts_after_erase = _counts_by_system(lake)
+    n_quarantine = lake.read(T.QUARANTINE.name).height
+
+    dropped = 0
+    for source in ("inverter", "meter", "device"):
+        days = sorted(p.name for p in (root / source).iterdir() if p.is_dir())
+        report = land(lake, root, source, days)
+        assert report.records == report.landed + report.duplicates + report.quarantined + report.erased
+        assert report.landed == 0  # everyone else's rows are already there
+        dropped += report.erased
+    # every reading of the subject's systems (and its duplicates and bad lines) dropped and counted
+    assert dropped >= subject_rows
+    assert lake.read(T.QUARANTINE.name).height == n_quarantine
+    assert _counts_by_system(lake) == counts_after_erase
+    assert find_in_files(local_files(Path(lake.root)), needles) == []
+
+
 def test_erase_resumes_after_a_crash_midway(lake_copy, small_landing, monkeypatch):
     lake = lake_copy
     sid = _richest_subject(lake)

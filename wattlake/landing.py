@@ -53,7 +53,7 @@ class RegistryMissingError(RuntimeError):
 
 @dataclass
 class LandingReport:
-    """Counts of one landing run; ``records = landed + duplicates + quarantined``."""
+    """Counts of one landing run; ``records = landed + duplicates + quarantined + erased``."""
 
     source: str
     partition: str
@@ -62,22 +62,25 @@ class LandingReport:
     landed: int = 0
     duplicates: int = 0
     quarantined: int = 0
+    #: records of erased subjects (a stick still reporting, an old file re-landed): dropped, counted
+    erased: int = 0
     corrected: int = 0
     counter_resets: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
     table_version: int | None = None
 
     def check(self) -> "LandingReport":
-        if self.records != self.landed + self.duplicates + self.quarantined:
+        if self.records != self.landed + self.duplicates + self.quarantined + self.erased:
             raise ConservationError(
                 f"{self.source} {self.partition}: {self.records} records read but {self.landed} landed + "
-                f"{self.duplicates} duplicates + {self.quarantined} quarantined"
+                f"{self.duplicates} duplicates + {self.quarantined} quarantined + {self.erased} erased"
             )
         return self
 
     def summary(self) -> str:
         return (f"{self.source} {self.partition}: {self.files} files, {self.records} records -> "
-                f"{self.landed} landed, {self.duplicates} duplicates, {self.quarantined} quarantined")
+                f"{self.landed} landed, {self.duplicates} duplicates, {self.quarantined} quarantined"
+                + (f", {self.erased} of erased subjects dropped" if self.erased else ""))
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -145,6 +148,40 @@ def redact_raw(raw: pl.Expr) -> pl.Expr:
     return raw.str.replace_all(_REMOTE_IP, "${1}redacted${2}")
 
 
+#: where a rejected record names a device: the stick serial in inverter JSON, the P1 equipment id
+#: (hex) in a telegram, the energy-manager id in a meter/device file name
+_ID_PATTERNS = (r'"serial"\s*:\s*"([^"]+)"', r"0-0:96\.1\.1\(([0-9A-Fa-f]+)\)", r"/(em_[^/]+?)\.[A-Za-z0-9]+$")
+
+
+def _drop_erased(lake: Lake, rejects: pl.DataFrame) -> tuple[pl.DataFrame, int]:
+    """Split off the rejected records of erased subjects: ``(rejects to quarantine, dropped)``.
+
+    After an erasure a stick may still report, or an old landing file may be landed again; with
+    the subject gone from the registry its records would be quarantined as unknown devices, raw
+    text and all. A record whose serial, meter id or energy-manager id has its keyed pseudonym in
+    the erasure tombstones is counted (``LandingReport.erased``) and not stored anywhere.
+    """
+    if rejects.height == 0 or not lake.exists(T.ERASURES.name):
+        return rejects, 0
+    from wattlake.keys import pseudonym
+    from wattlake.privacy import erased_identifier_refs
+
+    refs = erased_identifier_refs(lake)
+    if not refs:
+        return rejects, 0
+    found = rejects.select(
+        *(pl.col("raw_text").str.extract(p).alias(f"_id{i}") for i, p in enumerate(_ID_PATTERNS[:2])),
+        pl.col("source_file").str.extract(_ID_PATTERNS[2]).alias("_id2"),
+    )
+    distinct = found.unpivot().get_column("value").drop_nulls().unique().to_list()  # a handful
+    erased_ids = [v for v in distinct if pseudonym(v) in refs]
+    if not erased_ids:
+        return rejects, 0
+    hit = found.select(pl.any_horizontal(pl.col(c).is_in(erased_ids) for c in found.columns).fill_null(False))
+    mask = hit.to_series()
+    return rejects.filter(~mask), int(mask.sum())
+
+
 def _quarantine(lake: Lake, source: str, rejects: pl.DataFrame, now: dt.datetime) -> None:
     if rejects.height == 0:
         return
@@ -183,6 +220,7 @@ def _finish(lake: Lake, spec: T.TableSpec, report: LandingReport, good: pl.DataF
     if not key_unique:
         unique = unique.unique(subset=list(spec.keys), keep="first", maintain_order=True)
     inserted, version = lake.merge_insert(spec.name, unique, spec.keys, spec.schema, configuration=spec.configuration)
+    rejects, report.erased = _drop_erased(lake, rejects)
     _quarantine(lake, report.source, rejects, now)
     report.landed = inserted
     report.duplicates = (good.height if valid_rows is None else valid_rows) - inserted
