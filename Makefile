@@ -38,4 +38,4 @@ bench: install
 	$(BIN)/python benchmarks/run.py --systems 100 --days 365 --json bench-100.json
 
 clean:
-	rm -rf lakehouse landing .dagster_home
+	rm -rf lakehouse landing .dagster_home exports data_docs
