@@ -172,3 +172,34 @@ def test_json_decoding_in_slices_rejects_exactly_the_bad_lines(monkeypatch):
     assert decoded.get_column("serial").to_list() == [f"S{i}" for i in range(23) if i not in bad_at]
     assert decoded.get_column("ac_power_w").to_list() == [i + 0.5 for i in range(23) if i not in bad_at]
     assert decoded.get_column("dc").list.len().to_list() == [1] * (23 - len(bad_at))
+
+
+def test_rejecting_bad_json_leaves_no_reference_cycle_holding_the_lines():
+    """Bisecting a bad slice must not leave garbage only the cyclic collector frees.
+
+    A recursive closure did (function -> cell -> function), keeping each landing group's
+    lines alive until the collector ran: memory grew with every group landed.
+    """
+    import gc
+
+    import wattlake.parsing.lines as lines_mod
+    from wattlake.parsing.inverter import MESSAGE_TYPE
+
+    raw = ['{"serial":"S%d","ts":"2025-01-01T00:05:00Z","ac_power_w":1.0,"ac_energy_total_kwh":1.0}' % i
+           for i in range(50)]
+    raw[7] = '{"serial":"S7","ts":}'
+    frame = pl.DataFrame({"source_file": ["f"] * 50, "line_no": list(range(1, 51)), "raw": raw},
+                         schema={"source_file": pl.Utf8, "line_no": pl.Int32, "raw": pl.Utf8})
+    gc.collect()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        decoded, rejects = lines_mod.decode_json_lines(frame, MESSAGE_TYPE)
+        counts = (decoded.height, rejects.height)
+        del decoded, rejects
+        gc.collect()
+        leaked = [o for o in gc.garbage if isinstance(o, (pl.Series, pl.DataFrame))]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+    assert counts == (49, 1)
+    assert leaked == []

@@ -118,18 +118,6 @@ def decode_json_lines(lines: pl.DataFrame, dtype: pl.Struct) -> tuple[pl.DataFra
     raw = cand.get_column("raw")
     ok = np.ones(cand.height, dtype=bool)
 
-    def check(lo: int, hi: int) -> None:
-        """Mark in ``ok`` the rows of lo..hi that do not decode on their own."""
-        try:
-            raw.slice(lo, hi - lo).str.json_decode(dtype)
-        except (ComputeError, PolarsError, ValueError):
-            if hi - lo == 1:
-                ok[lo] = False
-                return
-            mid = (lo + hi) // 2
-            check(lo, mid)
-            check(mid, hi)
-
     def decode(lo: int) -> pl.Series | None:
         try:
             return raw.slice(lo, DECODE_SLICE_ROWS).str.json_decode(dtype)
@@ -145,7 +133,7 @@ def decode_json_lines(lines: pl.DataFrame, dtype: pl.Struct) -> tuple[pl.DataFra
     for k, lo in enumerate(starts):
         if parts[k] is None:  # bisect the failing slice, then decode its good rows
             hi = min(cand.height, lo + DECODE_SLICE_ROWS)
-            check(lo, hi)
+            _mark_undecodable(raw, dtype, ok, lo, hi)
             parts[k] = raw.slice(lo, hi - lo).filter(pl.Series(ok[lo:hi])).str.json_decode(dtype)
     mask = pl.Series(ok)
     good = cand.filter(mask)
@@ -158,6 +146,24 @@ def decode_json_lines(lines: pl.DataFrame, dtype: pl.Struct) -> tuple[pl.DataFra
     rejects.append(rejects_from(good.filter(pl.col("_reason").is_not_null()), pl.col("_reason")))
     decoded = good.filter(pl.col("_reason").is_null()).drop("_reason").unnest("_obj")
     return decoded, pl.concat(rejects)
+
+
+def _mark_undecodable(raw: pl.Series, dtype: pl.Struct, ok: np.ndarray, lo: int, hi: int) -> None:
+    """Mark in ``ok`` the rows of ``raw[lo:hi]`` that do not decode on their own (bisection).
+
+    A module-level function on purpose: a recursive closure is a reference cycle (function ->
+    cell -> function) that keeps ``raw`` -- a whole landing group's lines -- alive until the
+    cyclic garbage collector happens to run, which made memory grow with every group landed.
+    """
+    try:
+        raw.slice(lo, hi - lo).str.json_decode(dtype)
+    except (ComputeError, PolarsError, ValueError):
+        if hi - lo == 1:
+            ok[lo] = False
+            return
+        mid = (lo + hi) // 2
+        _mark_undecodable(raw, dtype, ok, lo, mid)
+        _mark_undecodable(raw, dtype, ok, mid, hi)
 
 
 def first_match(checks: list[tuple[pl.Expr, str]]) -> pl.Expr:
