@@ -203,3 +203,31 @@ def test_rejecting_bad_json_leaves_no_reference_cycle_holding_the_lines():
         gc.garbage.clear()
     assert counts == (49, 1)
     assert leaked == []
+
+
+def test_read_lines_fast_path_equals_the_plain_split(tmp_path):
+    """The zero-copy line splitter gives exactly what decoding and splitting each file gives."""
+    from wattlake.parsing.lines import _read_lines_replacing
+
+    contents = [
+        b'{"a":1}\r\n{"a":2}\r\n',            # CRLF, trailing newline
+        b'\n\n  \t \n{"a":3}\n\n{"a":4}',      # blank and whitespace-only lines, no trailing newline
+        b"",                                    # empty file
+        b"\n",                                  # only a newline
+        '{"s":"caf\u00e9"}\n\u00a0\u2003\n{"s":"\u00fc"}\r\r\n'.encode(),  # non-ASCII, Unicode blanks, \r\r
+        b'{"a":5}\n{"a":\xff6}\n{"a":7}\n',      # invalid UTF-8: the slow path, in file order
+        b'x\ry\n\r\n\r',                        # a lone \r inside, a line that is only \r
+    ]
+    files = []
+    for i, c in enumerate(contents):
+        f = tmp_path / f"f{i}.jsonl"
+        f.write_bytes(c)
+        files.append((f"day/f{i}.jsonl", f))
+    got, got_rej = read_lines(files)
+    want, want_rej = _read_lines_replacing(files, contents)
+    assert got.to_dicts() == want.to_dicts()
+    assert got_rej.to_dicts() == want_rej.to_dicts() and got_rej.height == 1
+    assert got.columns == ["source_file", "line_no", "raw"]
+    # one file at a time too (the slow path alone, the fast path alone)
+    for f in files:
+        assert read_lines([f])[0].to_dicts() == _read_lines_replacing([f], [f[1].read_bytes()])[0].to_dicts()

@@ -255,9 +255,7 @@ def _prepare_inverter(lake: Lake, landing_root: Path, days: Sequence[str], now: 
 
     def commit() -> LandingReport:
         # the counter state before this batch is what earlier batches landed: read at commit time
-        # back to file order by an integer index (cheaper than re-sorting on file name and line)
-        flagged = flag_inverter_readings(good.with_row_index("_file_order"), _last_counter_before(lake, good))
-        flagged = _stamp(flagged.sort("_file_order").drop("_file_order"), now)
+        flagged = _stamp(flag_inverter_readings(good, _last_counter_before(lake, good)), now)
         report.corrected = int(flagged.get_column("unit_corrected").sum())
         report.counter_resets = int(flagged.get_column("counter_reset").sum())
         _land_ips(lake, flagged)

@@ -14,7 +14,7 @@ import datetime as dt
 
 import polars as pl
 
-from wattlake.parsing.inverter import future_limit, parse_iso_utc, utc_offset_minutes
+from wattlake.parsing.inverter import future_limit, with_utc_and_offset
 from wattlake.parsing.lines import Parsed, decode_json_lines, first_match, rejects_from
 
 DEVICE_TYPES = ("ev_charger", "heat_pump")
@@ -32,9 +32,7 @@ def parse_device_lines(lines: pl.DataFrame, em_to_system: pl.DataFrame, now_utc:
     energy_total_kwh [kWh], source_file, line_no.
     """
     decoded, rejects = decode_json_lines(lines, LINE_TYPE)
-    frame = decoded.with_columns(
-        parse_iso_utc("ts").alias("ts_utc"),
-        utc_offset_minutes("ts").alias("utc_offset_min"),
+    frame = with_utc_and_offset(decoded).with_columns(
         pl.col("source_file").str.extract(r"([^/]+)\.jsonl$").alias("em_id"),
     ).join(em_to_system.select("em_id", "system_id"), on="em_id", how="left")
     limit = future_limit(now_utc)

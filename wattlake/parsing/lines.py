@@ -7,6 +7,7 @@ equals the number of records read, which the landing code checks.
 
 from __future__ import annotations
 
+import codecs
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from typing import Sequence
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 from polars.exceptions import ComputeError, PolarsError
 
 REJECT_SCHEMA = {"source_file": pl.Utf8, "line_no": pl.Int32, "raw_text": pl.Utf8, "reason": pl.Utf8}
@@ -51,31 +53,115 @@ def rejects_from(frame: pl.DataFrame, reason: str | pl.Expr, raw_col: str = "raw
     )
 
 
-def read_text_files(files: Sequence[tuple[str, Path]]) -> pl.DataFrame:
-    """One row per file: ``source_file`` (the name to record) and its ``text``.
-
-    Bytes that are not UTF-8 are replaced by U+FFFD, which :func:`read_lines` reports as
-    ``invalid_encoding`` instead of passing them on silently.
-    """
-    return pl.DataFrame({"source_file": [name for name, _ in files], "text": read_texts(files)},
-                        schema={"source_file": pl.Utf8, "text": pl.Utf8})
-
-
 def read_texts(files: Sequence[tuple[str, Path]]) -> list[str]:
-    """The text of each file, bytes that are not UTF-8 replaced by U+FFFD (as :func:`read_text_files`)."""
+    """The text of each file, bytes that are not UTF-8 replaced by U+FFFD (reported by the parser)."""
     return [Path(p).read_bytes().decode("utf-8", errors="replace") for _, p in files]
 
 
 def read_lines(files: Sequence[tuple[str, Path]]) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Split text files into non-blank lines: (``source_file``, ``line_no`` 1-based, ``raw``).
 
-    Blank lines carry no record and are not counted. Lines with undecodable bytes are
-    returned as rejects (``invalid_encoding``).
+    Blank lines carry no record and are not counted; a trailing ``\\r`` is removed. Lines with
+    undecodable bytes are returned as rejects (``invalid_encoding``).
+
+    The files are read into one buffer; those that are valid UTF-8 (nearly all) are cut into
+    lines at newline positions found with numpy and handed to Polars as views of that buffer:
+    no Python string per file or line. Files with invalid bytes take the slower path of
+    :func:`_read_lines_replacing`.
     """
     if not files:
-        return pl.DataFrame(schema={"source_file": pl.Utf8, "line_no": pl.Int32, "raw": pl.Utf8}), empty_rejects()
+        return pl.DataFrame(schema=_LINES_SCHEMA), empty_rejects()
+    buf, fstarts = _read_into_one_buffer([p for _, p in files])
+    high = np.flatnonzero(buf >= 0x80)  # non-ASCII bytes: only their files need a UTF-8 check
+    suspect = np.unique(np.searchsorted(fstarts, high, side="right") - 1) if high.size else []
+    slow = [int(i) for i in suspect if not _is_utf8(buf[fstarts[i]:fstarts[i + 1]])]
+    parts = [_split_lines(buf, fstarts, [name for name, _ in files], slow)]
+    rejects = empty_rejects()
+    if slow:
+        lines, rejects = _read_lines_replacing([files[i] for i in slow],
+                                               [buf[fstarts[i]:fstarts[i + 1]].tobytes() for i in slow])
+        parts.append(lines.with_columns(
+            pl.col("source_file").replace_strict([files[i][0] for i in slow], slow, return_dtype=pl.Int64)
+            .alias("_file")))
+        return pl.concat(parts).sort("_file", "line_no").drop("_file"), rejects
+    return parts[0].drop("_file"), rejects
+
+
+_LINES_SCHEMA = {"source_file": pl.Utf8, "line_no": pl.Int32, "raw": pl.Utf8}
+
+
+def _read_into_one_buffer(paths: Sequence[Path]) -> tuple[np.ndarray, np.ndarray]:
+    """The files' bytes back to back in one uint8 array, and the file start offsets [n + 1]."""
+    sizes = [Path(p).stat().st_size for p in paths]
+    buf = np.empty(sum(sizes), dtype=np.uint8)
+    view = memoryview(buf)
+    pos = 0
+    fstarts = [0]
+    for p, size in zip(paths, sizes):  # loop over files
+        with open(p, "rb") as fh:
+            if fh.readinto(view[pos:pos + size]) != size or fh.read(1):
+                raise OSError(f"{p} changed size while it was read; landing files must be complete")
+        pos += size
+        fstarts.append(pos)
+    return buf[:pos], np.asarray(fstarts, dtype=np.int64)
+
+
+def _is_utf8(chunk: np.ndarray) -> bool:
+    try:
+        codecs.utf_8_decode(memoryview(chunk), "strict", True)
+        return True
+    except UnicodeDecodeError:
+        return False
+
+
+def _split_lines(buf: np.ndarray, fstarts: np.ndarray, names: list[str], skip: Sequence[int]) -> pl.DataFrame:
+    """The non-blank lines of the files in ``buf`` (except ``skip``) as (source_file, line_no, raw, _file)."""
+    total = buf.size
+    nl = np.flatnonzero(buf == 10)
+    starts = np.concatenate([fstarts[:-1], nl + 1])
+    starts.sort(kind="stable")
+    dup = np.zeros(starts.size, dtype=bool)
+    dup[1:] = starts[1:] == starts[:-1]
+    starts = starts[~dup & (starts < total)]
+    fidx = np.searchsorted(fstarts, starts, side="right") - 1
+    if len(skip):
+        own = ~np.isin(fidx, np.asarray(skip, dtype=np.int64))
+        starts, fidx = starts[own], fidx[own]
+    nxt = np.searchsorted(nl, starts)
+    ends = np.minimum(np.append(nl, total)[nxt], fstarts[fidx + 1])
+    line_no = nxt - np.searchsorted(nl, fstarts[fidx]) + 1
+    ends = ends - ((ends > starts) & (buf[np.maximum(ends - 1, 0)] == 13))  # strip one trailing '\r'
+    if starts.size == 0:
+        return pl.DataFrame(schema={**_LINES_SCHEMA, "_file": pl.Int64})
+    # blank: empty, or (checked by Polars, Unicode whitespace included) starting with a space-like byte
+    first = buf[starts]
+    maybe_blank = (ends == starts) | np.isin(first, np.frombuffer(b" \t\r\x0b\x0c", dtype=np.uint8)) | (first >= 0x80)
+    # segments [s0, e0) [e0, s1) [s1, e1) ...: a contiguous partition, every other one a line
+    off = np.empty(2 * starts.size, dtype=np.int64)
+    off[0::2] = starts
+    off[1::2] = ends
+    n = off.size - 1  # 2k - 1 segments for k lines; line i is segment 2i
+    segs = pl.Series(pa.LargeStringArray.from_buffers(n, pa.py_buffer(off), pa.py_buffer(buf)))
+    raw = segs.gather(pl.Series(np.arange(0, n, 2, dtype=np.int64)))
+    keep = ~maybe_blank
+    cand = np.flatnonzero(maybe_blank)
+    if cand.size:
+        keep[cand] = (raw.gather(pl.Series(cand, dtype=pl.Int64)).str.strip_chars() != "").to_numpy()
+    sel = pl.Series(np.flatnonzero(keep), dtype=pl.Int64)
+    return pl.DataFrame({
+        "source_file": pl.Series(names, dtype=pl.Utf8).gather(pl.Series(fidx, dtype=pl.Int64).gather(sel)),
+        "line_no": pl.Series(line_no, dtype=pl.Int32).gather(sel),
+        "raw": raw.gather(sel),
+        "_file": pl.Series(fidx, dtype=pl.Int64).gather(sel),
+    })
+
+
+def _read_lines_replacing(files: Sequence[tuple[str, Path]], blobs: list[bytes]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """:func:`read_lines` for files with invalid UTF-8: bad bytes become U+FFFD and their lines rejects."""
     lines = (
-        read_text_files(files)
+        pl.DataFrame({"source_file": [name for name, _ in files],
+                      "text": [b.decode("utf-8", errors="replace") for b in blobs]},
+                     schema={"source_file": pl.Utf8, "text": pl.Utf8})
         .with_columns(pl.col("text").str.split("\n"))
         .explode("text")
         .with_columns(
@@ -135,16 +221,20 @@ def decode_json_lines(lines: pl.DataFrame, dtype: pl.Struct) -> tuple[pl.DataFra
             hi = min(cand.height, lo + DECODE_SLICE_ROWS)
             _mark_undecodable(raw, dtype, ok, lo, hi)
             parts[k] = raw.slice(lo, hi - lo).filter(pl.Series(ok[lo:hi])).str.json_decode(dtype)
+    all_ok = bool(ok.all())
     mask = pl.Series(ok)
-    good = cand.filter(mask)
+    good = cand if all_ok else cand.filter(mask)  # filtering every column costs; most groups are clean
     obj = pl.concat(parts) if parts else pl.Series("_obj", [], dtype=dtype)
-    rejects.append(rejects_from(cand.filter(~mask), "invalid_json"))
+    if not all_ok:
+        rejects.append(rejects_from(cand.filter(~mask), "invalid_json"))
     numeric = [f.name for f in dtype.fields if f.dtype.is_numeric()]
     wrong = first_match([(pl.col("raw").str.contains(rf'"{name}"\s*:\s*(true|false|")'), f"invalid_type:{name}")
                          for name in numeric])
     good = good.with_columns(wrong.alias("_reason"), obj.alias("_obj"))
-    rejects.append(rejects_from(good.filter(pl.col("_reason").is_not_null()), pl.col("_reason")))
-    decoded = good.filter(pl.col("_reason").is_null()).drop("_reason").unnest("_obj")
+    if good.get_column("_reason").null_count() < good.height:
+        rejects.append(rejects_from(good.filter(pl.col("_reason").is_not_null()), pl.col("_reason")))
+        good = good.filter(pl.col("_reason").is_null())
+    decoded = good.drop("_reason").unnest("_obj")
     return decoded, pl.concat(rejects)
 
 
