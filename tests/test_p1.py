@@ -410,3 +410,44 @@ def test_chunked_threads_same_result(corpus, parsed):
     readings, rejects = parsed
     assert len(r) == 3 * len(readings) and len(j) == 3 * len(rejects)
     assert r.head(len(readings)).drop("source_file").equals(readings.drop("source_file"))
+
+
+def test_normal_line_scan_equals_the_regex():
+    """The compiled line scan agrees with ``_NORMAL_RE`` (match, first '(' and ')') on edge cases
+    and on lines mutated at random from real telegram lines."""
+    import random
+
+    import numpy as np
+    import polars as pl
+
+    from wattlake.parsing.p1 import _NORMAL_RE, scan_normal_lines
+
+    lines = ["1-0:1.8.1(001234.567*kWh)\r\n", "0-0:96.1.1(4B384547303034303436333935353037)\r\n",
+             "0-1:24.2.1(250105120000W)(00012.345*m3)\r\n", "1-0:99.97.0()\r\n", "1-0:99.97.0(0)(0-0:96.7.19)\r\n",
+             "(1)\r\n", "1-0:1.8.1(1)", "1-0:1.8.1(1)\n", "1-0:1.8.1(1)(2)(3)\r\n", "1-0:1.8.1(1)\r\n\r\n",
+             "1-0:1.8.1(1) \r\n", "1-0:1.8.1(1\r\n", "1-0:1.8.1((1)\r\n", "1-0:1.8.1(é)\r\n", "1-0:1.8.1(1)(\r\n",
+             "1-0:1.8.1(1)(2\r\n", "a-0:1.8.1(1)\r\n", "\r\n", "", "1-0:1.8.1()()\r\n", "1-0:1.8.1(1)x\r\n"]
+    rng = random.Random(7)
+    alphabet = "0123456789.:-()*\r\nabcXYZ é"
+    for _ in range(3000):
+        chars = list(rng.choice(lines[:5]))
+        for _ in range(rng.randint(1, 3)):
+            op, k = rng.random(), rng.randrange(len(chars) + 1)
+            if op < 0.4:
+                chars.insert(k, rng.choice(alphabet))
+            elif op < 0.8 and chars:
+                del chars[min(k, len(chars) - 1)]
+            elif chars:
+                chars[min(k, len(chars) - 1)] = rng.choice(alphabet)
+        lines.append("".join(chars))
+    data = "".join(lines).encode()
+    lens = np.array([len(x.encode()) for x in lines], dtype=np.int64)
+    le = np.cumsum(lens)
+    p = le - lens
+    normal, o, c = scan_normal_lines(np.frombuffer(data, dtype=np.uint8), p, le)
+    s = pl.Series(lines)
+    want = s.str.contains(_NORMAL_RE).to_numpy()
+    assert want.sum() > 100 and (~want).sum() > 100  # both kinds well represented
+    np.testing.assert_array_equal(normal, want)
+    np.testing.assert_array_equal(o[want], s.str.find("(", literal=True).to_numpy()[want])
+    np.testing.assert_array_equal(c[want], s.str.find(")", literal=True).to_numpy()[want])
