@@ -451,3 +451,44 @@ def test_normal_line_scan_equals_the_regex():
     np.testing.assert_array_equal(normal, want)
     np.testing.assert_array_equal(o[want], s.str.find("(", literal=True).to_numpy()[want])
     np.testing.assert_array_equal(c[want], s.str.find(")", literal=True).to_numpy()[want])
+
+
+def test_value_check_kernel_equals_the_coercion_regexes():
+    """Where the compiled value check decides (status 0 or 1) it agrees with ``_OK_RE``; it leaves
+    only unusual decimals (inf, nan, ...) to the regex."""
+    import random
+
+    import numpy as np
+    import polars as pl
+
+    from wattlake.parsing.p1 import _OK_RE, _VALUE_KIND, T_DEC, T_INT, T_STR, _value_status_kernel
+
+    rng = random.Random(11)
+    values = ["", "0", "-", ".", "1.", ".5", "-0.5", "1e5", "1E-5", "1e", "1e-", "001234.567*kWh", "12*", "1**",
+              "*", "inf", "NaN", "snan12", "Infinity", "-inf*kW", "1.2.3", "--1", "1-", "abc", "12:30", "0-0:96"]
+    alphabet = "0123456789.-*eEkWhinfaNs:"
+    values += ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 8))) for _ in range(4000)]
+    data = "".join(values).encode()
+    lens = np.array([len(v) for v in values], dtype=np.int64)
+    ends = np.cumsum(lens)
+    starts = ends - lens
+    buf = np.frombuffer(data, dtype=np.uint8)
+    s = pl.Series(values)
+    for t in (T_DEC, T_INT, T_STR):
+        status = _value_status_kernel(buf, starts, ends, np.full(len(values), _VALUE_KIND[t], dtype=np.int8))
+        if t == T_STR:
+            ok = (s.str.count_matches("*", literal=True) < 2).to_numpy()
+        else:
+            ok = (s.eq("") | s.str.contains(_OK_RE[t])).to_numpy()
+        decided = status != 2
+        np.testing.assert_array_equal(status[decided] == 0, ok[decided])
+        assert (status == 1).sum() > 20 and (status == 0).sum() > 100
+        if t != T_DEC:
+            assert decided.all()
+    # what meters send is decided without the regex
+    real = ["001234.567*kWh", "00.123*kW", "230.1*V", "0", "-1", "12*", ""]
+    data = "".join(real).encode()
+    ends = np.cumsum([len(v) for v in real])
+    status = _value_status_kernel(np.frombuffer(data, dtype=np.uint8), ends - [len(v) for v in real], ends,
+                                  np.full(len(real), _VALUE_KIND[T_DEC], dtype=np.int8))
+    assert status.tolist() == [0] * len(real)

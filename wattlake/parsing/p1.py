@@ -586,6 +586,75 @@ def _scan_normal_kernel(buf, p, le, head_ok, value_ok):  # pragma: no cover - co
     return normal, o, c
 
 
+#: how :func:`_value_status_kernel` judges a value of each type
+_VALUE_KIND = {T_STR: 0, T_TS: 0, T_INT: 1, T_DEC: 2}
+#: the same, indexed by type code; type -1 (no value at that position) reads the last slot, -1
+_KIND_OF_TYPE = np.full(max(_VALUE_KIND) + 2, -1, dtype=np.int8)
+for _t, _k in _VALUE_KIND.items():
+    _KIND_OF_TYPE[_t] = _k
+
+
+@njit(cache=True, nogil=True)
+def _value_status_kernel(buf, starts, ends, kinds):  # pragma: no cover - compiled
+    # 0: the value coerces (per `_OK_RE`), 1: it raises, 2: undecided here (ask the regex).
+    # kind 0 (str, timestamp): raises on two or more '*'. kind 1 (int): `-?[0-9]+(\*[^*]*)?`
+    # or empty, exactly. kind 2 (decimal): the plain form `-?(D+(.D*)?|.D+)([eE]-?D+)?(\*[^*]*)?`
+    # or empty is certain; anything else (inf, nan, ...) is left to the regex.
+    n = starts.shape[0]
+    out = np.zeros(n, dtype=np.int8)
+    for i in range(n):
+        s = starts[i]
+        e = ends[i]
+        stars = 0
+        unit = e
+        for j in range(s, e):
+            if buf[j] == 42:
+                stars += 1
+                if stars == 1:
+                    unit = j
+        if stars >= 2:
+            out[i] = 1
+            continue
+        kind = kinds[i]
+        if kind == 0 or s == e:
+            continue
+        j = s
+        if buf[j] == 45:
+            j += 1
+        d0 = j
+        while j < unit and 48 <= buf[j] <= 57:
+            j += 1
+        nd = j - d0
+        if kind == 1:
+            out[i] = 0 if (nd > 0 and j == unit) else 1
+            continue
+        frac = 0
+        if j < unit and buf[j] == 46:
+            j += 1
+            f0 = j
+            while j < unit and 48 <= buf[j] <= 57:
+                j += 1
+            frac = j - f0
+            if nd == 0 and frac == 0:
+                out[i] = 2
+                continue
+        elif nd == 0:
+            out[i] = 2
+            continue
+        if j < unit and (buf[j] == 101 or buf[j] == 69):
+            j += 1
+            if j < unit and buf[j] == 45:
+                j += 1
+            x0 = j
+            while j < unit and 48 <= buf[j] <= 57:
+                j += 1
+            if j == x0:
+                out[i] = 2
+                continue
+        out[i] = 0 if j == unit else 2
+    return out
+
+
 def scan_normal_lines(buf: np.ndarray, p: np.ndarray, le: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For lines ``buf[p[i]:le[i]]`` (``\\r\\n`` included): does the line match `_NORMAL_RE`, and
     where are its first ``(`` and first ``)`` (``o``, ``c``: offsets from ``p``; 0 and 1 when not).
@@ -886,18 +955,35 @@ def _parse_objects(batch: _Batch, recs: Records, good: np.ndarray, reason: np.nd
     # ValueParser coercion errors propagate out of TelegramParser.parse: check each
     # well-formed value once, against the coercion of its object and position.
     exc = wellformed & is_pg & pg_exc
-    for types, src in ((_TYPE0[obj], v0_all), (_TYPE1[obj], v1_all)):
+    for pos, types, src in ((0, _TYPE0[obj], v0_all), (1, _TYPE1[obj], v1_all)):
+        # values of plain lines are judged on their bytes in one compiled pass; the rest, and
+        # decimals outside the plain grammar (inf, nan, ...), by the regexes below
+        kind = _KIND_OF_TYPE[types]
+        sel = np.flatnonzero(wellformed & ~is_pg & (kind >= 0))
+        if not sel.size:
+            continue
+        li = vidx[sel]
+        plain = li < n_lines
+        if pos == 1:
+            plain &= two[np.minimum(li, max(n_lines - 1, 0))]
+        status = np.full(sel.size, 2, dtype=np.int8)
+        pl_i = np.flatnonzero(plain)
+        if pl_i.size:
+            ln = li[pl_i]
+            vs, ve = (p[ln] + o[ln] + 1, p[ln] + c[ln]) if pos == 0 else (p[ln] + c[ln] + 2, le[ln] - 3)
+            status[pl_i] = _value_status_kernel(buf, vs, ve, kind[sel[pl_i]])
+        exc[sel[status == 1]] = True
+        undecided = sel[status == 2]
         for t in (T_DEC, T_INT, T_STR):
-            m = wellformed & ~is_pg & ((types == t) | ((types == T_TS) if t == T_STR else False))
-            sel = np.flatnonzero(m)
-            if not sel.size:
+            sub = undecided[(types[undecided] == t) | ((types[undecided] == T_TS) if t == T_STR else False)]
+            if not sub.size:
                 continue
-            vals = pl.DataFrame({"v": src.gather(pl.Series(vidx[sel], dtype=pl.Int64))})
+            vals = pl.DataFrame({"v": src.gather(pl.Series(vidx[sub], dtype=pl.Int64))})
             if t == T_STR:  # str and timestamp: only ValueParser's '*' split can raise
                 bad = vals.select(pl.col("v").str.count_matches("*", literal=True).fill_null(0) >= 2)
             else:
                 bad = vals.select(~(pl.col("v").eq("") | pl.col("v").str.contains(_OK_RE[t])).fill_null(True))
-            exc[sel[bad.to_series().to_numpy()]] = True
+            exc[sub[bad.to_series().to_numpy()]] = True
     exi = np.flatnonzero(exc)
     if exi.size:
         # The reference raises at the first failing object in spec order.
