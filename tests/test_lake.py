@@ -39,6 +39,35 @@ def test_merge_insert_is_idempotent_and_counts(local_lake):
     assert local_lake.read("bronze/t", version=1).height == 3
 
 
+def test_merge_insert_into_partitions_with_data_reads_keys_not_rows(local_lake, monkeypatch):
+    """A batch spanning a partition that holds data and a new one: present keys are dropped by a
+    narrow key read, the MERGE names only the new partition, and the counts are exact."""
+    import wattlake.lake as lake_mod
+
+    keys = ["system_id", "ts_utc"]
+    june1, june2 = dt.date(2025, 6, 1), dt.date(2025, 6, 2)
+    local_lake.merge_insert("bronze/t", rows(["a", "b", "c"], day=june1), keys, SCHEMA, configuration=CONF)
+    predicates = []
+    real_merge = lake_mod.DeltaTable.merge
+
+    def spy(self, source, predicate, **kw):
+        predicates.append(predicate)
+        return real_merge(self, source, predicate=predicate, **kw)
+
+    monkeypatch.setattr(lake_mod.DeltaTable, "merge", spy)
+    # b and c are present on June 1; d is new on June 1; e and f land in the new June 2
+    batch = pl.concat([rows(["b", "c"], day=june1, offset=1), rows(["d"], day=june1, offset=9),
+                       rows(["e", "f"], day=june2)])
+    assert local_lake.merge_insert("bronze/t", batch, keys, SCHEMA, configuration=CONF).inserted == 3
+    assert predicates[-1].endswith("t.day IN ('2025-06-02')")
+    # everything present, every partition held: the MERGE scans nothing and inserts nothing
+    assert local_lake.merge_insert("bronze/t", batch, keys, SCHEMA, configuration=CONF).inserted == 0
+    assert predicates[-1].endswith("t.day IN ('0001-01-01')")
+    out = local_lake.read("bronze/t")
+    assert out.height == 6 and out.select(pl.struct(keys).n_unique()).item() == 6
+    assert sorted(out.get_column("system_id").to_list()) == ["a", "b", "c", "d", "e", "f"]
+
+
 def test_statistics_only_on_listed_columns(local_lake):
     local_lake.merge_insert("bronze/t", rows(["a", "b"]), ["system_id", "ts_utc"], SCHEMA, configuration=CONF)
     logs = "\n".join(p.read_text().strip() for p in Path(local_lake.uri("bronze/t"), "_delta_log").glob("*.json"))

@@ -192,17 +192,31 @@ class Lake:
         between source and target: it never carries a data value other than a partition date,
         which keeps identifiers out of the transaction log (see the erasure design).
         Returns the rows inserted and the table version after the commit.
+
+        Partitions that already hold data are not scanned by the MERGE (delta-rs reads every
+        column of the files it scans: a day of raw telegrams to find a handful of keys). Their
+        keys alone are read first and the rows already present dropped; the MERGE then checks
+        only the new partitions. Two writers adding the same keys to the same existing
+        partition at the same moment could both insert them, so writers of one table must be
+        serialised, as the Dagster pools ``lake_<source>`` do; writers of new partitions, and
+        MERGE conflicts generally, are still caught and retried.
         """
         arrow = _to_arrow(data, schema)
         dt = self.ensure(table, schema, [partition_by] if partition_by else (), configuration)
         if arrow.num_rows == 0:
             return MergeResult(0, dt.version())
+        keys = list(keys)
         cond = " AND ".join(f"t.{k} = s.{k}" for k in keys)
-        if partition_by:
-            cond += f" AND t.{partition_by} = s.{partition_by}" + _partition_literals(arrow, partition_by)
-        metrics, version = self._merge(
-            table, dt, lambda t: t.merge(arrow, predicate=cond, source_alias="s", target_alias="t")
-            .when_not_matched_insert_all())
+
+        def build(t: DeltaTable):
+            src, pred = arrow, cond
+            if partition_by:
+                src, fresh = _drop_present(t, arrow, keys, partition_by)
+                pred += f" AND t.{partition_by} = s.{partition_by}" + _in_literals(partition_by, fresh)
+            return (t.merge(src, predicate=pred, source_alias="s", target_alias="t")
+                    .when_not_matched_insert_all())
+
+        metrics, version = self._merge(table, dt, build)
         return MergeResult(int(metrics["num_target_rows_inserted"]), version)
 
     def merge_upsert(self, table: str, data: pa.Table | pl.DataFrame, keys: Iterable[str],
@@ -356,8 +370,43 @@ def _log_version(name: str) -> int | None:
 
 def _partition_literals(arrow: pa.Table, column: str) -> str:
     """`` AND t.<column> IN (...)`` with the batch's partition values, so MERGE prunes files."""
-    values = sorted(str(v) for v in pc.unique(arrow.column(column)).to_pylist())
-    return f" AND t.{column} IN ({', '.join(repr(v) for v in values)})"
+    return _in_literals(column, pc.unique(arrow.column(column)).to_pylist())
+
+
+#: a partition value no table has: ``IN (<it>)`` lets a MERGE scan nothing
+_NO_PARTITION = "0001-01-01"
+
+
+def _in_literals(column: str, values: Iterable) -> str:
+    """`` AND t.<column> IN (...)`` for partition ``values`` (none: a value that matches nothing)."""
+    text = sorted(str(v) for v in values) or [_NO_PARTITION]
+    return f" AND t.{column} IN ({', '.join(repr(v) for v in text)})"
+
+
+def _drop_present(dt: DeltaTable, arrow: pa.Table, keys: list[str], partition: str) -> tuple[pa.Table, list]:
+    """Rows of ``arrow`` whose key is not yet in ``dt``, and the batch's partitions ``dt`` has no files in.
+
+    Only the key columns of the partitions that already hold files are read (a narrow read;
+    the batch's other partitions are new, the MERGE checks those).
+    """
+    values = pc.unique(arrow.column(partition)).to_pylist()
+    held = set(pa.table(dt.get_add_actions(flatten=True)).column(f"partition.{partition}").to_pylist())
+    old = [v for v in values if v in held]
+    fresh = [v for v in values if v not in held]
+    if not old:
+        return arrow, fresh
+    cols = list(dict.fromkeys([*keys, partition]))
+    present = pl.from_arrow(
+        dt.to_pyarrow_dataset(partitions=[(partition, "in", [str(v) for v in old])])
+        .to_table(columns=cols, filter=pc.field(partition).isin(old)))
+    if present.height == 0:
+        return arrow, fresh
+    batch = pl.from_arrow(arrow.select(cols))
+    hit = batch.join(present.unique().with_columns(pl.lit(True).alias("_hit")), on=cols, how="left",
+                     maintain_order="left").get_column("_hit").is_not_null()
+    if not hit.any():
+        return arrow, fresh
+    return arrow.filter(pa.array((~hit).to_numpy())), fresh
 
 
 def _to_arrow(data: pa.Table | pl.DataFrame, schema: pa.Schema) -> pa.Table:
