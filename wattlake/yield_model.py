@@ -247,9 +247,10 @@ def hourly_actuals(readings: pl.DataFrame) -> pl.DataFrame:
     hour = (pl.col("ts_utc") - pl.duration(seconds=150)).dt.truncate("1h")
     # sorted first: floating-point sums then see the readings in one order whatever Delta
     # files they came from, so a day's silver rows are bit-identical however it is (re)computed
-    base = readings.lazy().sort("system_id", "ts_utc").select(
+    # (the power columns and the exploded DC inputs are sorted apart: sorting the DC lists with
+    # the readings cost more than all the aggregation)
+    base = readings.lazy().select("system_id", "ts_utc", "ac_power_w", "status").sort("system_id", "ts_utc").select(
         pl.col("system_id"), hour.alias("hour"), pl.col("ac_power_w"), pl.col("status"),
-        pl.col("dc"),
     )
     agg = base.group_by("system_id", "hour", maintain_order=True).agg(
         (pl.col("ac_power_w").sum() * (READING_H / 1000.0)).alias("actual_energy_kwh"),
@@ -259,11 +260,13 @@ def hourly_actuals(readings: pl.DataFrame) -> pl.DataFrame:
         (pl.col("status") == "fault").sum().cast(pl.Int32).alias("status_fault_count"),
     )
     per_input = (
-        base.select("system_id", "hour", "dc")
+        readings.lazy().select("system_id", "ts_utc", "dc")
         .explode("dc")
-        .select("system_id", "hour", pl.col("dc").struct.field("mppt").alias("mppt"),
+        .select("system_id", "ts_utc", pl.col("dc").struct.field("mppt").alias("mppt"),
                 pl.col("dc").struct.field("current_a").alias("current_a"))
         .filter(pl.col("mppt").is_not_null())
+        .sort("system_id", "ts_utc", maintain_order=True)  # stable: inputs stay in list order
+        .select("system_id", hour.alias("hour"), "mppt", "current_a")
         .group_by("system_id", "hour", "mppt", maintain_order=True)
         # rounded before the night threshold compares it: a mean summed in a different chunk
         # layout must not flip an hour between null and a ratio
