@@ -247,8 +247,8 @@ def _prepare_inverter(lake: Lake, landing_root: Path, days: Sequence[str], now: 
     report.records = lines.height + enc_rejects.height
     parsed = parse_inverter_lines(lines, _systems(lake).select("serial", "system_id"), now)
     del lines
-    good = parsed.good.sort("source_file", "line_no").unique(
-        subset=list(T.INVERTER_READINGS.keys), keep="first", maintain_order=True)
+    good = parsed.good if _in_file_order(parsed.good) else parsed.good.sort("source_file", "line_no")
+    good = good.unique(subset=list(T.INVERTER_READINGS.keys), keep="first", maintain_order=True)
     rejects = pl.concat([enc_rejects, parsed.rejects])
     valid_rows = parsed.good.height
     del parsed
