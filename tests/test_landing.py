@@ -259,3 +259,32 @@ def test_land_groups_with_prefetch_equals_land_group_by_group(small_landing, tmp
         a, b = seq.read(name), pre.read(name)
         cols = [c for c, t in a.schema.items() if not isinstance(t, (pl.List, pl.Struct))]
         assert a.sort(cols).equals(b.select(a.columns).sort(cols)), name
+
+
+def test_landing_applies_ip_retention_from_the_landing_time(small_landing, tmp_path):
+    """Old files (a backfill, a re-landing after retention ran) never store what retention removes:
+    addresses of days past the truncation age land as networks, past the removal age not at all."""
+    from wattlake.landing import land
+    from wattlake.registry import land_registry
+    from wattlake.retention import POLICY, truncate_ips
+
+    root, _ = small_landing
+    days = sorted(p.name for p in (root / "inverter").iterdir() if p.is_dir())
+    last = dt.date.fromisoformat(days[-1])
+    stored = {}
+    for label, now in (("recent", last + dt.timedelta(days=2)),
+                       ("truncated", last + dt.timedelta(days=POLICY.ip_truncate_after_days + 5)),
+                       ("removed", last + dt.timedelta(days=14 * 31))):
+        lake = Lake(str(tmp_path / label))
+        land_registry(lake, root)
+        report = land(lake, root, "inverter", days, now=dt.datetime.combine(now, dt.time(6)))
+        assert report.landed > 0
+        stored[label] = lake.read(T.INVERTER_IPS.name)
+    full = stored["recent"]["remote_ip"]
+    assert full.len() > 0 and not full.str.contains("/", literal=True).any()
+    nets = stored["truncated"]["remote_ip"]
+    assert nets.len() > 0 and nets.str.contains("/", literal=True).all()
+    assert set(nets) == set(truncate_ips(full, POLICY.ipv4_prefix, POLICY.ipv6_prefix).drop_nulls())
+    # one row per system, day and network; first/last seen span the addresses it merged
+    assert stored["truncated"].select(pl.struct("system_id", "day", "remote_ip").n_unique()).item() == nets.len()
+    assert stored["removed"].height == 0  # the table exists, empty

@@ -258,7 +258,7 @@ def _prepare_inverter(lake: Lake, landing_root: Path, days: Sequence[str], now: 
         flagged = _stamp(flag_inverter_readings(good, _last_counter_before(lake, good)), now)
         report.corrected = int(flagged.get_column("unit_corrected").sum())
         report.counter_resets = int(flagged.get_column("counter_reset").sum())
-        _land_ips(lake, flagged)
+        _land_ips(lake, flagged, now)
         return _finish(lake, T.INVERTER_READINGS, report, flagged, rejects, now, valid_rows=valid_rows,
                        key_unique=True)
 
@@ -283,19 +283,35 @@ def _last_counter_before(lake: Lake, batch: pl.DataFrame) -> pl.DataFrame | None
     )
 
 
-def _land_ips(lake: Lake, readings: pl.DataFrame) -> None:
-    ips = (
-        readings.filter(pl.col("remote_ip").is_not_null())
-        .group_by("system_id", "day", "remote_ip")
-        .agg(pl.col("ts_utc").min().alias("first_seen_utc"), pl.col("ts_utc").max().alias("last_seen_utc"))
-    )
+def _land_ips(lake: Lake, readings: pl.DataFrame, now: dt.datetime) -> None:
+    """Record the remote IPs per system and day in ``restricted/inverter_ips``, within retention.
+
+    The retention limits (:data:`wattlake.retention.POLICY`) hold at landing too, counted from the
+    landing time: an address of a day older than the truncation age is stored as its network
+    (``/24``, ``/48``), one older than the removal age not at all. So landing old files (a backfill,
+    a re-landing after retention ran) never stores what the daily retention run would remove.
+    """
+    from wattlake.retention import POLICY, months_before, truncate_ips
+
+    spec = T.INVERTER_IPS
+    today = now.date()
+    ips = readings.filter(pl.col("remote_ip").is_not_null()
+                          & (pl.col("day") >= months_before(today, POLICY.ip_remove_after_months)))
+    old = pl.col("day") < today - dt.timedelta(days=POLICY.ip_truncate_after_days)
+    if ips.select(old.any()).item():
+        networks = truncate_ips(ips.get_column("remote_ip"), POLICY.ipv4_prefix, POLICY.ipv6_prefix)
+        ips = ips.with_columns(pl.when(old).then(networks).otherwise(pl.col("remote_ip")).alias("remote_ip")
+                               ).filter(pl.col("remote_ip").is_not_null())  # unparseable: not kept
+    ips = ips.group_by("system_id", "day", "remote_ip").agg(
+        pl.col("ts_utc").min().alias("first_seen_utc"), pl.col("ts_utc").max().alias("last_seen_utc"))
     if ips.height == 0:
+        lake.ensure(spec.name, spec.schema, [spec.partition_by], spec.configuration)
         return
     lake.merge_upsert(
-        T.INVERTER_IPS.name, ips, T.INVERTER_IPS.keys, T.INVERTER_IPS.schema,
+        spec.name, ips, spec.keys, spec.schema,
         updates={"first_seen_utc": "least(t.first_seen_utc, s.first_seen_utc)",
                  "last_seen_utc": "greatest(t.last_seen_utc, s.last_seen_utc)"},
-        configuration=T.INVERTER_IPS.configuration,
+        configuration=spec.configuration,
     )
 
 
