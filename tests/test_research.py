@@ -179,7 +179,8 @@ def test_sensitive_values_match_the_truth(demo_lake):
     src = R.load_sources(lake, period)
     eligible, counts = R.eligible_systems(src.systems, src.subjects)
     # only the eligible homes' measurements are read at all
-    assert set(src.meter["system_id"]) == set(src.daily["system_id"]) == set(eligible["system_id"])
+    assert set(src.grid_homes["system_id"]) == set(src.daily["system_id"]) == set(eligible["system_id"])
+    assert set(src.grid_hours["system_id"]) == set(eligible["system_id"]) and src.meter_readings > 0
     assert counts["eligible"] == eligible.height < 40
     meter = lake.read(T.METER_READINGS.name).filter(pl.col("day").is_between(period.start, period.end))
     vals = R.home_values(lake.read(T.SYSTEMS.name), lake.read(T.SYSTEM_DAILY.name), lake.read(T.ALERTS.name),

@@ -56,6 +56,7 @@ from wattlake.audit import AuditEntry, record
 from wattlake.exports import ExportRoot, code_version
 from wattlake.keys import pseudonym
 from wattlake.lake import Lake
+from wattlake.modelling import day_chunks
 
 DEFAULT_K = 10
 DEFAULT_L = 3
@@ -169,6 +170,27 @@ def meter_increments(meter: pl.DataFrame) -> pl.DataFrame:
     ).filter(pl.col("interval_s").is_not_null())
 
 
+def grid_by_home(increments: pl.DataFrame) -> pl.DataFrame:
+    """Per home: ``import_kwh``, ``export_kwh`` [kWh] summed over :func:`meter_increments` rows.
+
+    Also accepts its own output (partial sums of several chunks), which it sums again.
+    """
+    return increments.group_by("system_id").agg(pl.col("import_kwh").sum(), pl.col("export_kwh").sum())
+
+
+def grid_by_hour(increments: pl.DataFrame) -> pl.DataFrame:
+    """Per home and UTC hour: ``import_kwh``, ``export_kwh`` [kWh] and ``covered_s`` [s], the summed
+    length of the intervals (of at most an hour) that start in the hour.
+
+    Also accepts its own output (partial sums of several chunks: an interval starting in the last
+    hour of one chunk is counted by the next), which it sums again.
+    """
+    if "covered_s" not in increments.columns:
+        increments = increments.filter(pl.col("interval_s") <= 3600).rename({"interval_s": "covered_s"})
+    return increments.group_by("system_id", "hour_utc").agg(
+        pl.col("import_kwh").sum(), pl.col("export_kwh").sum(), pl.col("covered_s").sum())
+
+
 def home_values(homes: pl.DataFrame, daily: pl.DataFrame, alerts: pl.DataFrame, increments: pl.DataFrame,
                 period: Period) -> pl.DataFrame:
     """The sensitive values of every home (see the module docstring for the definitions).
@@ -179,7 +201,8 @@ def home_values(homes: pl.DataFrame, daily: pl.DataFrame, alerts: pl.DataFrame, 
     daily : ``gold/system_daily`` rows of the period (``system_id``, ``actual_kwh`` [kWh],
         ``reference_yield_h`` [h]).
     alerts : ``gold/underperformance_alerts`` rows (``system_id``, ``first_day``, ``last_day``).
-    increments : :func:`meter_increments` of the period's meter readings.
+    increments : :func:`meter_increments` of the period's meter readings, or their per-home sums
+        (:func:`grid_by_home`).
 
     Returns
     -------
@@ -193,7 +216,7 @@ def home_values(homes: pl.DataFrame, daily: pl.DataFrame, alerts: pl.DataFrame, 
         pl.col("actual_kwh").filter(pl.col("reference_yield_h").is_not_null()).sum().alias("_pr_num"),
         (pl.col("reference_yield_h") * pl.col("kwp")).filter(pl.col("actual_kwh").is_not_null()).sum().alias("_pr_den"),
     ))
-    grid = increments.group_by("system_id").agg(pl.col("import_kwh").sum(), pl.col("export_kwh").sum())
+    grid = grid_by_home(increments)
     overlapping = alerts.filter((pl.col("first_day") <= period.end) & (pl.col("last_day") >= period.start))
     n_alerts = overlapping.group_by("system_id").agg(pl.len().cast(pl.Int64).alias("alert_count"))
     out = (kwp.join(prod, on="system_id", how="inner").join(grid, on="system_id", how="inner")
@@ -212,8 +235,9 @@ def hourly_home_series(homes: pl.DataFrame, pv: pl.DataFrame, increments: pl.Dat
     """Per home and UTC hour: production per kWp and consumption (internal; never released).
 
     ``pv``: ``silver/pv_intervals`` rows (``system_id``, ``ts_utc``, ``actual_energy_kwh``,
-    ``night``); a night hour without readings counts as 0 kWh. Consumption needs a full hour of
-    meter increments (>= 59 min covered) and the hour's PV energy.
+    ``night``); a night hour without readings counts as 0 kWh. ``increments``: the meter's
+    :func:`meter_increments`, or their hourly sums (:func:`grid_by_hour`). Consumption needs a full
+    hour of meter increments (>= 59 min covered) and the hour's PV energy.
     """
     kwp = homes.select("system_id", "kwp")
     prod = pv.join(kwp, on="system_id").select(
@@ -222,10 +246,9 @@ def hourly_home_series(homes: pl.DataFrame, pv: pl.DataFrame, increments: pl.Dat
         .otherwise(pl.col("actual_energy_kwh")).alias("pv_kwh"),
         "kwp",
     )
-    grid = (increments.filter(pl.col("interval_s") <= 3600)
-            .group_by("system_id", "hour_utc").agg(pl.col("import_kwh").sum(), pl.col("export_kwh").sum(),
-                                                    pl.col("interval_s").sum().alias("covered_s"))
+    grid = (grid_by_hour(increments)
             .filter(pl.col("covered_s") >= 3540)
+            .drop("covered_s")
             .rename({"hour_utc": "ts_utc"}))
     return prod.join(grid, on=["system_id", "ts_utc"], how="full", coalesce=True).select(
         "system_id", "ts_utc",
@@ -283,7 +306,12 @@ class Sources:
     daily: pl.DataFrame
     alerts: pl.DataFrame
     pv: pl.DataFrame
-    meter: pl.DataFrame
+    #: the meter readings reduced as they are read, month by month: per-home sums
+    #: (:func:`grid_by_home`) and per-home-hour sums (:func:`grid_by_hour`); the readings
+    #: themselves are never all in memory
+    grid_homes: pl.DataFrame
+    grid_hours: pl.DataFrame
+    meter_readings: int = 0
 
 
 def load_sources(lake: Lake, period: Period, progress: Callable[[str], None] | None = None) -> Sources:
@@ -310,11 +338,30 @@ def load_sources(lake: Lake, period: Period, progress: Callable[[str], None] | N
         alerts = pl.DataFrame(schema={"system_id": pl.String, "first_day": pl.Date, "last_day": pl.Date})
     pv = _read(lake, T.PV_INTERVALS.name, versions[T.PV_INTERVALS.name],
                ["system_id", "ts_utc", "actual_energy_kwh", "night"], period, ids)
-    meter = _read(lake, T.METER_READINGS.name, versions[T.METER_READINGS.name],
-                  ["system_id", "ts_utc", "imported_t1_kwh", "imported_t2_kwh", "exported_t1_kwh",
-                   "exported_t2_kwh"], period, ids)
-    say(f"  read {daily.height:,} system-days, {pv.height:,} PV hours, {meter.height:,} meter readings")
-    return Sources(versions, systems, subjects, daily, alerts, pv, meter)
+    homes_parts, hours_parts, n_meter, carry = [], [], 0, None
+    for a, b in day_chunks(period.start, period.end):  # loop over months, not readings
+        chunk = _read(lake, T.METER_READINGS.name, versions[T.METER_READINGS.name], list(METER_COLUMNS),
+                      Period(a, b), ids)
+        n_meter += chunk.height
+        # the last reading of each meter before this month opens its first interval
+        frame = chunk if carry is None else pl.concat([carry, chunk])
+        increments = meter_increments(frame)
+        homes_parts.append(grid_by_home(increments))
+        hours_parts.append(grid_by_hour(increments))
+        carry = frame.sort("system_id", "ts_utc").group_by("system_id", maintain_order=True).last()
+    grid_homes = grid_by_home(pl.concat(homes_parts)) if homes_parts else grid_by_home(_no_increments())
+    grid_hours = grid_by_hour(pl.concat(hours_parts)) if hours_parts else grid_by_hour(_no_increments())
+    say(f"  read {daily.height:,} system-days, {pv.height:,} PV hours, {n_meter:,} meter readings")
+    return Sources(versions, systems, subjects, daily, alerts, pv, grid_homes, grid_hours, n_meter)
+
+
+#: the meter columns a release uses
+METER_COLUMNS = ("system_id", "ts_utc", "imported_t1_kwh", "imported_t2_kwh", "exported_t1_kwh", "exported_t2_kwh")
+
+
+def _no_increments() -> pl.DataFrame:
+    return meter_increments(pl.DataFrame(schema={"system_id": pl.String, "ts_utc": pl.Datetime("us", "UTC"),
+                                                 **{c: pl.Float64 for c in METER_COLUMNS[2:]}}))
 
 
 # ------------------------------------------------------------------------------------------
@@ -376,8 +423,7 @@ def plan_release(lake: Lake, partner: str, period: Period | str, k: int = DEFAUL
 
     t1 = time.perf_counter()
     eligible, counts = eligible_systems(src.systems, src.subjects)
-    increments = meter_increments(src.meter)
-    values = home_values(eligible, src.daily, src.alerts, increments, period)
+    values = home_values(eligible, src.daily, src.alerts, src.grid_homes, period)
     homes = A.home_quasi_identifiers(eligible.join(values, on="system_id", how="inner"))
     counts["excluded_no_data"] = counts["eligible"] - homes.height
     say(f"  {homes.height} eligible homes with data in the period ({counts['excluded_no_data']} without)")
@@ -409,7 +455,7 @@ def plan_release(lake: Lake, partner: str, period: Period | str, k: int = DEFAUL
                                      pl.Series("row_id", row_ids))
     per_home = (shuffled.sort("class_id", "_order")
                 .select("row_id", "class_id", *result.quasi_identifiers, *SENSITIVE))
-    hourly = hourly_home_series(eligible, src.pv, increments)
+    hourly = hourly_home_series(eligible, src.pv, src.grid_hours)
     series = class_series(hourly, released.select("system_id", "class_id"), k)
     seconds["series"] = time.perf_counter() - t3
 
