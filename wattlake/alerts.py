@@ -266,6 +266,13 @@ def _clipping_days(intervals: pl.DataFrame, systems: pl.DataFrame, t: AlertThres
 # detection
 
 
+#: the ``silver/pv_intervals`` columns :func:`detect_alerts` reads (a year of a fleet's hours is
+#: read for them: the other columns are left on disk)
+INTERVAL_COLUMNS = ("system_id", "ts_utc", "day", "actual_energy_kwh", "n_readings", "ac_power_max_w",
+                    "dc_current_min_ratio", "status_fault_count", "expected_energy_kwh", "poa_irradiation_kwh_m2",
+                    "expected_clipped", "night", "clipped")
+
+
 def detect_alerts(daily: pl.DataFrame, intervals: pl.DataFrame, systems: pl.DataFrame,
                   thresholds: AlertThresholds = AlertThresholds()) -> pl.DataFrame:
     """Underperformance alert episodes of every system.

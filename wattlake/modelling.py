@@ -13,7 +13,7 @@ from typing import Callable
 import polars as pl
 
 from wattlake import tables as T
-from wattlake.alerts import detect_alerts
+from wattlake.alerts import INTERVAL_COLUMNS, detect_alerts
 from wattlake.lake import Lake
 from wattlake.performance import system_daily
 from wattlake.yield_model import expected_hourly, hourly_actuals, pv_intervals, readings_for_days
@@ -92,6 +92,7 @@ def write_alerts(lake: Lake) -> pl.DataFrame:
     Returns the alerts; the number of system-days judged is ``lake.read(SYSTEM_DAILY).height``.
     """
     daily = lake.read(T.SYSTEM_DAILY.name)
-    alerts = detect_alerts(daily, lake.read(T.PV_INTERVALS.name), lake.read(T.SYSTEMS.name))
+    intervals = lake.scan(T.PV_INTERVALS.name).select(list(INTERVAL_COLUMNS)).collect()
+    alerts = detect_alerts(daily, intervals, lake.read(T.SYSTEMS.name))
     lake.overwrite(T.ALERTS.name, alerts, T.ALERTS.schema, configuration=T.ALERTS.configuration)
     return alerts
