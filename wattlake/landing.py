@@ -195,13 +195,15 @@ def _quarantine(lake: Lake, source: str, rejects: pl.DataFrame, now: dt.datetime
                       configuration=T.QUARANTINE.configuration)
 
 
-def _in_file_order(frame: pl.DataFrame) -> bool:
-    """Whether rows are strictly ascending by (source_file, line_no), i.e. sorting is a no-op."""
+def _file_ordered(frame: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` sorted by (source_file, line_no). Parsers emit rows in file order already, so the
+    sort (which moves every column, raw telegrams included) is skipped when a cheap check shows it
+    would change nothing."""
     if frame.height < 2:
-        return True
+        return frame
     f, n = pl.col("source_file"), pl.col("line_no")
     later = (f > f.shift(1)) | ((f == f.shift(1)) & (n > n.shift(1)))
-    return bool(frame.select(later.slice(1).all()).item())
+    return frame if frame.select(later.slice(1).all()).item() else frame.sort("source_file", "line_no")
 
 
 def _finish(lake: Lake, spec: T.TableSpec, report: LandingReport, good: pl.DataFrame,
@@ -214,9 +216,7 @@ def _finish(lake: Lake, spec: T.TableSpec, report: LandingReport, good: pl.DataF
     ``key_unique`` says ``good`` is already unique on the key (the deduplication is skipped;
     rows are still sent in file order).
     """
-    # file order; parsers emit rows in file order already, so the sort (which moves every column,
-    # raw telegrams included) is skipped when a cheap check shows it would change nothing
-    unique = good if _in_file_order(good) else good.sort("source_file", "line_no")
+    unique = _file_ordered(good)
     if not key_unique:
         unique = unique.unique(subset=list(spec.keys), keep="first", maintain_order=True)
     inserted, version = lake.merge_insert(spec.name, unique, spec.keys, spec.schema, configuration=spec.configuration)
@@ -247,8 +247,8 @@ def _prepare_inverter(lake: Lake, landing_root: Path, days: Sequence[str], now: 
     report.records = lines.height + enc_rejects.height
     parsed = parse_inverter_lines(lines, _systems(lake).select("serial", "system_id"), now)
     del lines
-    good = parsed.good if _in_file_order(parsed.good) else parsed.good.sort("source_file", "line_no")
-    good = good.unique(subset=list(T.INVERTER_READINGS.keys), keep="first", maintain_order=True)
+    good = _file_ordered(parsed.good).unique(subset=list(T.INVERTER_READINGS.keys), keep="first",
+                                             maintain_order=True)
     rejects = pl.concat([enc_rejects, parsed.rejects])
     valid_rows = parsed.good.height
     del parsed

@@ -163,11 +163,12 @@ def _split_lines(buf: np.ndarray, fstarts: np.ndarray, names: list[str], skip: S
     if cand.size:
         keep[cand] = (raw.gather(pl.Series(cand, dtype=pl.Int64)).str.strip_chars() != "").to_numpy()
     sel = pl.Series(np.flatnonzero(keep), dtype=pl.Int64)
+    file_of_line = pl.Series(fidx, dtype=pl.Int64).gather(sel)
     return pl.DataFrame({
-        "source_file": pl.Series(names, dtype=pl.Utf8).gather(pl.Series(fidx, dtype=pl.Int64).gather(sel)),
+        "source_file": pl.Series(names, dtype=pl.Utf8).gather(file_of_line),
         "line_no": pl.Series(line_no, dtype=pl.Int32).gather(sel),
         "raw": raw.gather(sel),
-        "_file": pl.Series(fidx, dtype=pl.Int64).gather(sel),
+        "_file": file_of_line,
     })
 
 
