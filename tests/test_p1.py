@@ -395,6 +395,9 @@ def test_empty_inputs():
     assert r.schema == pl.Schema(READINGS_SCHEMA) and len(r) == 0 and len(j) == 0
     r, j = parse_p1(["", "junk only"], ["a", "b"])
     assert len(r) == 0 and j["reason"].to_list() == ["unparseable_text"]
+    # a last telegram with no '!' after it anywhere in the batch (this used to crash the batch)
+    r, j = parse_p1(["/XS210 header only\r\n\r\n1-0:1.8.1(000001.000*kWh)\r\n"], ["a"])
+    assert len(r) == 0 and j["reason"].to_list() == ["incomplete_telegram"]
 
 
 def test_chunked_threads_same_result(corpus, parsed):

@@ -511,7 +511,7 @@ def _check_crc(batch: _Batch, start: np.ndarray, end: np.ndarray) -> tuple[np.nd
     nxt = np.minimum(bangs + 1, max(total - 1, 0))
     cand = bangs[(bangs + 1 < total) & cls[buf[nxt]]] if bangs.size else bangs
     ci = np.searchsorted(cand, start)
-    c = np.append(cand, np.iinfo(np.int64).max)[ci]
+    c = np.append(cand, total)[ci]  # none after the start: `total` (int64 max would overflow in c + 1)
     hex_found = c + 1 < end
     pos = np.where(hex_found, c, 0)[:, None] + 1 + np.arange(4)
     in_rec = pos < end[:, None]
