@@ -47,6 +47,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+import wattlake  # noqa: E402,F401  (first: tunes the allocators before Polars loads, see wattlake.allocator)
+
 START = dt.date(2025, 1, 1)
 SEED = 42
 MARKER = ".wattlake-bench"
