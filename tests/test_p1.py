@@ -415,6 +415,31 @@ def test_chunked_threads_same_result(corpus, parsed):
     assert r.head(len(readings)).drop("source_file").equals(readings.drop("source_file"))
 
 
+def test_parse_from_the_bytes_as_read_equals_parse_from_text(corpus, tmp_path, monkeypatch):
+    """Landing parses the files' bytes (one buffer, zero-copy chunks); that equals parsing their
+    decoded text, invalid UTF-8 included (U+FFFD, as decoding with errors="replace" gives)."""
+    import wattlake.parsing.p1 as p1
+    from wattlake.parsing.lines import read_buffer
+
+    texts, names, _ = corpus
+    blobs = [t.encode("utf-8") for t in texts]
+    blobs[1] = blobs[1][:200] + b"\xff\xc3" + blobs[1][200:]  # invalid bytes inside a telegram
+    blobs.append("/caf\u00e9 not a meter\r\n".encode())  # non-ASCII, valid
+    files = []
+    for i, b in enumerate(blobs):
+        f = tmp_path / f"{i}.p1"
+        f.write_bytes(b)
+        files.append((f"day/{i}.p1", f))
+    want_r, want_j = parse_p1([b.decode("utf-8", errors="replace") for b in blobs], [n for n, _ in files])
+    buf, starts = read_buffer(files)
+    monkeypatch.setattr(p1, "CHUNK_BYTES", 16 * 1024)  # several chunks on two threads
+    got_r, got_j = p1.parse_p1_buffer(buf, starts, [n for n, _ in files], threads=2)
+    assert got_r.equals(want_r) and got_j.equals(want_j)
+    assert got_j.filter(pl.col("source_file") == "day/1.p1").height >= 1  # the damaged telegram
+    with pytest.raises(ValueError, match="file_starts"):
+        p1.parse_p1_buffer(buf, starts[:-1], [n for n, _ in files])
+
+
 def test_normal_line_scan_equals_the_regex():
     """The compiled line scan agrees with ``_NORMAL_RE`` (match, first '(' and ')') on edge cases
     and on lines mutated at random from real telegram lines."""

@@ -10,7 +10,7 @@ import pytest
 
 from wattlake.parsing.device import parse_device_lines
 from wattlake.parsing.inverter import flag_inverter_readings, parse_inverter_lines
-from wattlake.parsing.lines import read_lines
+from wattlake.parsing.lines import read_buffer, read_lines
 from wattlake.parsing.weather import parse_knmi_lines
 
 NOW = dt.datetime(2025, 7, 1, 0, 0)
@@ -231,3 +231,18 @@ def test_read_lines_fast_path_equals_the_plain_split(tmp_path):
     # one file at a time too (the slow path alone, the fast path alone)
     for f in files:
         assert read_lines([f])[0].to_dicts() == _read_lines_replacing([f], [f[1].read_bytes()])[0].to_dicts()
+
+
+def test_read_buffer_is_the_files_back_to_back_with_invalid_bytes_replaced(tmp_path):
+    contents = [b"ab\r\ncd", b"", "caf\u00e9\n".encode(), b"x\xffy\xc3\n", b"\xe2\x82", b"tail\n"]
+    files = []
+    for i, c in enumerate(contents):
+        f = tmp_path / f"{i}.p1"
+        f.write_bytes(c)
+        files.append((f"day/{i}.p1", f))
+    want = [c.decode("utf-8", errors="replace").encode("utf-8") for c in contents]
+    buf, starts = read_buffer(files)
+    assert buf.tobytes() == b"".join(want)
+    assert [buf[starts[i]:starts[i + 1]].tobytes() for i in range(len(want))] == want
+    clean, clean_starts = read_buffer([files[0], files[2], files[5]])  # nothing to replace
+    assert clean.tobytes() == contents[0] + contents[2] + contents[5] and clean_starts.tolist() == [0, 6, 12, 17]

@@ -30,7 +30,7 @@ from wattlake import tables as T
 from wattlake.lake import Lake
 from wattlake.parsing.device import parse_device_lines
 from wattlake.parsing.inverter import flag_inverter_readings, future_limit, parse_inverter_lines
-from wattlake.parsing.lines import Parsed, read_lines, read_texts, rejects_from
+from wattlake.parsing.lines import Parsed, read_buffer, read_lines, rejects_from
 from wattlake.parsing.weather import parse_knmi_lines
 
 log = logging.getLogger(__name__)
@@ -324,13 +324,13 @@ def land_meter(lake: Lake, landing_root: Path, days: Sequence[str], now: dt.date
 
 
 def _prepare_meter(lake: Lake, landing_root: Path, days: Sequence[str], now: dt.datetime) -> Commit:
-    from wattlake.parsing.p1 import parse_p1
+    from wattlake.parsing.p1 import parse_p1_buffer
 
     files = landing_files(landing_root, "meter", days)
     report = LandingReport("meter", _label(days), files=len(files))
-    texts = read_texts(files)  # plain strings: the parser takes a list, no frame copy needed
-    readings, p1_rejects = parse_p1(texts, [name for name, _ in files])
-    del texts
+    buf, file_starts = read_buffer(files)  # the bytes as read: no Python string per file
+    readings, p1_rejects = parse_p1_buffer(buf, file_starts, [name for name, _ in files])
+    del buf
     report.records = readings.height + p1_rejects.height
     systems = _systems(lake).select("meter_id", "system_id")
     frame = readings.join(systems, on="meter_id", how="left").with_columns(

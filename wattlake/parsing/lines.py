@@ -60,16 +60,17 @@ READ_THREADS = 8
 
 
 def _map_files(fn, items: Sequence):
-    """``[fn(x) for x in items]``, on :data:`READ_THREADS` threads when there are many files."""
+    """``[fn(x) for x in items]``, on :data:`READ_THREADS` threads when there are many files.
+
+    Each task takes a run of files (a future per file costs more than reading a small one).
+    """
+    items = list(items)
     if len(items) < 2 * READ_THREADS:
         return [fn(x) for x in items]
+    runs = np.array_split(np.arange(len(items)), 4 * READ_THREADS)
     with ThreadPoolExecutor(READ_THREADS, thread_name_prefix="read") as pool:
-        return list(pool.map(fn, items))
-
-
-def read_texts(files: Sequence[tuple[str, Path]]) -> list[str]:
-    """The text of each file, bytes that are not UTF-8 replaced by U+FFFD (reported by the parser)."""
-    return _map_files(lambda f: Path(f[1]).read_bytes().decode("utf-8", errors="replace"), list(files))
+        done = pool.map(lambda run: [fn(items[i]) for i in run], runs)  # loop over files, not rows
+        return [r for part in done for r in part]
 
 
 def read_lines(files: Sequence[tuple[str, Path]]) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -86,9 +87,7 @@ def read_lines(files: Sequence[tuple[str, Path]]) -> tuple[pl.DataFrame, pl.Data
     if not files:
         return pl.DataFrame(schema=_LINES_SCHEMA), empty_rejects()
     buf, fstarts = _read_into_one_buffer([p for _, p in files])
-    high = np.flatnonzero(buf >= 0x80)  # non-ASCII bytes: only their files need a UTF-8 check
-    suspect = np.unique(np.searchsorted(fstarts, high, side="right") - 1) if high.size else []
-    slow = [int(i) for i in suspect if not _is_utf8(buf[fstarts[i]:fstarts[i + 1]])]
+    slow = _not_utf8(buf, fstarts)
     parts = [_split_lines(buf, fstarts, [name for name, _ in files], slow)]
     rejects = empty_rejects()
     if slow:
@@ -106,7 +105,7 @@ _LINES_SCHEMA = {"source_file": pl.Utf8, "line_no": pl.Int32, "raw": pl.Utf8}
 
 def _read_into_one_buffer(paths: Sequence[Path]) -> tuple[np.ndarray, np.ndarray]:
     """The files' bytes back to back in one uint8 array, and the file start offsets [n + 1]."""
-    sizes = [Path(p).stat().st_size for p in paths]
+    sizes = _map_files(lambda p: os.stat(p).st_size, paths)  # threads: a cold inode is a disk read
     fstarts = np.zeros(len(sizes) + 1, dtype=np.int64)
     np.cumsum(sizes, out=fstarts[1:])
     buf = np.empty(int(fstarts[-1]), dtype=np.uint8)
@@ -119,6 +118,34 @@ def _read_into_one_buffer(paths: Sequence[Path]) -> tuple[np.ndarray, np.ndarray
 
     _map_files(read, range(len(sizes)))
     return buf, fstarts
+
+
+def read_buffer(files: Sequence[tuple[str, Path]]) -> tuple[np.ndarray, np.ndarray]:
+    """The files' bytes back to back in one uint8 array, and the file start offsets [n + 1].
+
+    Bytes that are not UTF-8 are replaced by U+FFFD, as ``bytes.decode("utf-8", errors="replace")``
+    does (the parser rejects their records); valid files, nearly all, are not copied again.
+    """
+    buf, fstarts = _read_into_one_buffer([p for _, p in files])
+    bad = _not_utf8(buf, fstarts)
+    if not bad:
+        return buf, fstarts
+    pieces, sizes, at = [], np.diff(fstarts), 0
+    for i in bad:  # loop over the (rare) files with invalid bytes
+        fixed = buf[fstarts[i]:fstarts[i + 1]].tobytes().decode("utf-8", errors="replace").encode("utf-8")
+        pieces += [buf[at:fstarts[i]], np.frombuffer(fixed, dtype=np.uint8)]
+        sizes[i], at = len(fixed), fstarts[i + 1]
+    pieces.append(buf[at:])
+    starts = np.zeros(len(sizes) + 1, dtype=np.int64)
+    np.cumsum(sizes, out=starts[1:])
+    return np.concatenate(pieces), starts
+
+
+def _not_utf8(buf: np.ndarray, fstarts: np.ndarray) -> list[int]:
+    """Indexes of the files in ``buf`` that are not valid UTF-8."""
+    high = np.flatnonzero(buf >= 0x80)  # non-ASCII bytes: only their files need a UTF-8 check
+    suspect = np.unique(np.searchsorted(fstarts, high, side="right") - 1) if high.size else []
+    return [int(i) for i in suspect if not _is_utf8(buf[fstarts[i]:fstarts[i + 1]])]
 
 
 def _is_utf8(chunk: np.ndarray) -> bool:

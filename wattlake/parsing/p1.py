@@ -78,6 +78,7 @@ __all__ = [
     "dsmr_timestamps_to_utc",
     "meter_id_from_serial",
     "parse_p1",
+    "parse_p1_buffer",
     "reference_parse",
     "split_records",
 ]
@@ -414,13 +415,15 @@ def _make_batch(texts: list[str]) -> _Batch:
     lens = np.fromiter(
         (len(t) if t.isascii() else len(t.encode("utf-8")) for t in texts), dtype=np.int64, count=len(texts)
     )
-    is_ascii = all(t.isascii() for t in texts)
-    raw = "".join(texts).encode("utf-8")
     file_starts = np.zeros(len(texts) + 1, dtype=np.int64)
     np.cumsum(lens, out=file_starts[1:])
-    data = pa.py_buffer(raw)
-    buf = np.frombuffer(data, dtype=np.uint8)
-    return _Batch(buf, data, file_starts, is_ascii)
+    return _batch_of(np.frombuffer("".join(texts).encode("utf-8"), dtype=np.uint8), file_starts)
+
+
+def _batch_of(buf: np.ndarray, file_starts: np.ndarray) -> _Batch:
+    """A batch over UTF-8 bytes ``buf`` (zero-copy) holding files at ``file_starts`` [n + 1]."""
+    data = pa.py_buffer(buf)
+    return _Batch(np.frombuffer(data, dtype=np.uint8), data, file_starts, not bool((buf >= 0x80).any()))
 
 
 def _dedupe_sorted(x: np.ndarray) -> np.ndarray:
@@ -734,32 +737,51 @@ def parse_p1(
     `REQUIRED_FIELDS` check (see `reference_parse`).
 
     Work is vectorised over all files of a chunk (`CHUNK_BYTES`); chunks run on
-    ``threads`` worker threads (default `PARSE_THREADS`).
+    ``threads`` worker threads (default `PARSE_THREADS`).  Landing uses
+    `parse_p1_buffer`, which takes the files' bytes as read.
     """
     texts = list(texts)
-    source_files = list(source_files)
     if len(texts) != len(source_files):
         raise ValueError("texts and source_files must have the same length")
-    sizes = np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
+    batch = _make_batch(texts)
+    return parse_p1_buffer(batch.buf, batch.file_starts, source_files, threads=threads)
+
+
+def parse_p1_buffer(
+    buf: np.ndarray, file_starts: np.ndarray, source_files: list[str], *, threads: int | None = None
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """`parse_p1` of files given as valid UTF-8 bytes back to back: ``buf`` (uint8) holds file i at
+    ``buf[file_starts[i]:file_starts[i + 1]]`` (see :func:`wattlake.parsing.lines.read_buffer`).
+
+    The chunks are zero-copy slices of ``buf`` at file boundaries: no Python string per file.
+    """
+    source_files = list(source_files)
+    file_starts = np.asarray(file_starts, dtype=np.int64)
+    if file_starts.size != len(source_files) + 1 or file_starts[-1] != buf.size:
+        raise ValueError("file_starts must hold len(source_files) + 1 offsets, the last one len(buf)")
+    n_files = len(source_files)
     threads = threads or PARSE_THREADS
-    total = int(sizes.sum())
+    total = int(buf.size)
     n_chunks = 1 if total < CHUNK_BYTES // 8 else threads * max(1, int(np.ceil(total / (CHUNK_BYTES * threads))))
-    n_chunks = min(n_chunks, len(texts))
+    n_chunks = min(n_chunks, n_files)
     if n_chunks <= 1:
-        return _parse_chunk(texts, source_files)
-    cuts = np.searchsorted(np.cumsum(sizes), np.linspace(0, sizes.sum(), n_chunks + 1)[1:-1], side="left") + 1
-    bounds = np.unique(np.concatenate([[0], np.minimum(cuts, len(texts)), [len(texts)]]))
-    parts = [(texts[i:j], source_files[i:j]) for i, j in zip(bounds[:-1], bounds[1:])]  # loop over chunks
-    with ThreadPoolExecutor(max_workers=min(threads, len(parts))) as pool:
-        results = list(pool.map(lambda a: _parse_chunk(*a), parts))
+        return _parse_chunk(_batch_of(buf, file_starts), source_files)
+    cuts = np.searchsorted(file_starts[1:], np.linspace(0, total, n_chunks + 1)[1:-1], side="left") + 1
+    bounds = np.unique(np.concatenate([[0], np.minimum(cuts, n_files), [n_files]]))
+
+    def chunk(i: int, j: int) -> tuple[pl.DataFrame, pl.DataFrame]:
+        lo, hi = file_starts[i], file_starts[j]
+        return _parse_chunk(_batch_of(buf[lo:hi], file_starts[i:j + 1] - lo), source_files[i:j])
+
+    with ThreadPoolExecutor(max_workers=min(threads, bounds.size - 1)) as pool:
+        results = list(pool.map(chunk, bounds[:-1], bounds[1:]))  # loop over chunks
     return (
         pl.concat([r[0] for r in results], rechunk=False),
         pl.concat([r[1] for r in results], rechunk=False),
     )
 
 
-def _parse_chunk(texts: list[str], source_files: list[str]) -> tuple[pl.DataFrame, pl.DataFrame]:
-    batch = _make_batch(texts)
+def _parse_chunk(batch: _Batch, source_files: list[str]) -> tuple[pl.DataFrame, pl.DataFrame]:
     recs = _split(batch)
     n = recs.start.size
     reason = np.full(n, None, dtype=object)
