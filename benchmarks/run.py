@@ -130,19 +130,23 @@ class Stages:
 
     def run(self, name: str, fn, unit: str = "rows") -> dict:
         say(f"[stage] {name} ...")
-        t0 = time.perf_counter()
+        t0, u0 = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)
         rows, extra = fn()
         seconds = time.perf_counter() - t0
+        u1 = resource.getrusage(resource.RUSAGE_SELF)
         rss = peak_rss_bytes()
         rec = {"name": name, "rows": int(rows), "seconds": round(seconds, 4),
                "rows_per_s": round(rows / seconds, 1) if seconds > 0 else None,
-               "peak_rss_bytes": rss, "peak_rss_delta_bytes": rss - self._rss, **extra}
+               "peak_rss_bytes": rss, "peak_rss_delta_bytes": rss - self._rss,
+               # CPU seconds of all threads (user, kernel) and page faults that zeroed a fresh page
+               "cpu_user_s": round(u1.ru_utime - u0.ru_utime, 2), "cpu_sys_s": round(u1.ru_stime - u0.ru_stime, 2),
+               "minor_faults": u1.ru_minflt - u0.ru_minflt, **extra}
         if unit != "rows":
             rec[f"{unit}_per_s"] = rec["rows_per_s"]
         self._rss = rss
         self.rows.append(rec)
         say(f"[stage] {name}: {rows:,} {unit} in {seconds:.2f} s ({rec['rows_per_s'] or 0:,.0f}/s), "
-            f"peak RSS {rss / 2**20:,.0f} MB")
+            f"CPU {rec['cpu_user_s']:.1f} s user + {rec['cpu_sys_s']:.1f} s sys, peak RSS {rss / 2**20:,.0f} MB")
         return rec
 
     def optional(self, name: str, fn) -> dict:

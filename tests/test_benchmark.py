@@ -36,6 +36,9 @@ def test_benchmark_runs_and_reports(tmp_path):
     assert run["land_inverter"]["rows"] > 0
     assert run["silver_pv_intervals"]["rows"] > 0
     assert "telegrams_per_s" in run["land_meter"]
+    # CPU and page faults per stage: landing parses in the process, so it must show some
+    assert run["land_meter"]["cpu_user_s"] > 0 and run["land_meter"]["minor_faults"] > 0
+    assert all(s["cpu_sys_s"] >= 0 for s in run.values())
 
     assert result["naive"]["seconds_per_system_year"] > 0
     speedup = result["speedup_vs_naive"]
