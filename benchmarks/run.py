@@ -62,9 +62,30 @@ def say(msg: str) -> None:
     print(msg, flush=True)
 
 
-def peak_rss_bytes() -> int:
+#: the process's peak before the last :func:`start_stage_peak` (which resets the kernel's counter)
+_EARLIER_PEAK = [0]
+
+
+def _kernel_peak_rss_bytes() -> int:
     r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return int(r if sys.platform == "darwin" else r * 1024)  # KiB on Linux, bytes on macOS
+
+
+def peak_rss_bytes() -> int:
+    """Peak resident memory of the process so far [bytes]."""
+    return max(_EARLIER_PEAK[0], _kernel_peak_rss_bytes())
+
+
+def start_stage_peak() -> bool:
+    """Reset the kernel's peak-RSS counter to the current RSS, so that :func:`_kernel_peak_rss_bytes`
+    measures the next stage alone (Linux ``/proc/self/clear_refs``); False where that is not possible."""
+    _EARLIER_PEAK[0] = peak_rss_bytes()
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        return True
+    except OSError:
+        return False
 
 
 def git_commit() -> str | None:
@@ -130,6 +151,7 @@ class Stages:
 
     def run(self, name: str, fn, unit: str = "rows") -> dict:
         say(f"[stage] {name} ...")
+        own_peak = start_stage_peak()
         t0, u0 = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)
         rows, extra = fn()
         seconds = time.perf_counter() - t0
@@ -138,6 +160,8 @@ class Stages:
         rec = {"name": name, "rows": int(rows), "seconds": round(seconds, 4),
                "rows_per_s": round(rows / seconds, 1) if seconds > 0 else None,
                "peak_rss_bytes": rss, "peak_rss_delta_bytes": rss - self._rss,
+               # the peak during this stage alone (None where the kernel counter cannot be reset)
+               "stage_peak_rss_bytes": _kernel_peak_rss_bytes() if own_peak else None,
                # CPU seconds of all threads (user, kernel) and page faults that zeroed a fresh page
                "cpu_user_s": round(u1.ru_utime - u0.ru_utime, 2), "cpu_sys_s": round(u1.ru_stime - u0.ru_stime, 2),
                "minor_faults": u1.ru_minflt - u0.ru_minflt, **extra}
@@ -146,7 +170,8 @@ class Stages:
         self._rss = rss
         self.rows.append(rec)
         say(f"[stage] {name}: {rows:,} {unit} in {seconds:.2f} s ({rec['rows_per_s'] or 0:,.0f}/s), "
-            f"CPU {rec['cpu_user_s']:.1f} s user + {rec['cpu_sys_s']:.1f} s sys, peak RSS {rss / 2**20:,.0f} MB")
+            f"CPU {rec['cpu_user_s']:.1f} s user + {rec['cpu_sys_s']:.1f} s sys, peak RSS "
+            f"{(rec['stage_peak_rss_bytes'] or rss) / 2**20:,.0f} MB in the stage, {rss / 2**20:,.0f} MB so far")
         return rec
 
     def optional(self, name: str, fn) -> dict:
@@ -176,7 +201,7 @@ def run_pipeline(lake, landing: Path, days: list[str], workdir: Path | None = No
     except ImportError:  # an older wattlake (before/after comparisons): one land() per group
         def land_groups(lake, landing, source, groups):
             return (land(lake, landing, source, g) for g in groups)
-    from wattlake.modelling import day_chunks, write_alerts, write_pv_intervals, write_system_daily
+    from wattlake.modelling import write_alerts, write_pv_intervals, write_system_daily
     from wattlake.registry import land_registry
     from wattlake.tables import SYSTEM_DAILY
 
@@ -210,7 +235,7 @@ def run_pipeline(lake, landing: Path, days: list[str], workdir: Path | None = No
 
     def silver():
         result = write_pv_intervals(lake, days[0], days[-1], progress=lambda m: say(f"  [silver] {m}"))
-        return result["rows"], {"chunks": len(day_chunks(days[0], days[-1]))}
+        return result["rows"], {"chunks": result["chunks"]}
 
     st.run("silver_pv_intervals", silver)
 
@@ -418,14 +443,16 @@ def run_naive(landing: Path, days: list[str], n_fleet: int, n_systems: int = 3, 
 # ---------------------------------------------------------------------------------------------
 
 def table(stages: list[dict]) -> str:
-    lines = [f"{'stage':24s} {'rows':>12s} {'seconds':>9s} {'rows/s':>12s} {'peak RSS MB':>12s}",
-             "-" * 73]
+    lines = [f"{'stage':24s} {'rows':>12s} {'seconds':>9s} {'rows/s':>12s} {'stage peak MB':>14s} {'CPU user/sys s':>15s}",
+             "-" * 91]
     for s in stages:
         if "skipped" in s:
             lines.append(f"{s['name']:24s} {'skipped: ' + s['skipped']:>48s}")
             continue
+        peak = s.get("stage_peak_rss_bytes") or s["peak_rss_bytes"]
+        cpu = f"{s['cpu_user_s']:.1f}/{s['cpu_sys_s']:.1f}" if "cpu_user_s" in s else ""
         lines.append(f"{s['name']:24s} {s['rows']:>12,} {s['seconds']:>9.2f} {s['rows_per_s'] or 0:>12,.0f} "
-                     f"{s['peak_rss_bytes'] / 2**20:>12,.0f}")
+                     f"{peak / 2**20:>14,.0f} {cpu:>15s}")
     return "\n".join(lines)
 
 

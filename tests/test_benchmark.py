@@ -39,6 +39,10 @@ def test_benchmark_runs_and_reports(tmp_path):
     # CPU and page faults per stage: landing parses in the process, so it must show some
     assert run["land_meter"]["cpu_user_s"] > 0 and run["land_meter"]["minor_faults"] > 0
     assert all(s["cpu_sys_s"] >= 0 for s in run.values())
+    # each stage's own peak (the kernel counter is reset per stage) never exceeds the process peak
+    assert all(0 < s["stage_peak_rss_bytes"] <= s["peak_rss_bytes"] for s in run.values())
+    peaks = [s["peak_rss_bytes"] for s in result["stages"] if "skipped" not in s]
+    assert peaks == sorted(peaks)  # the process peak so far only grows
 
     assert result["naive"]["seconds_per_system_year"] > 0
     speedup = result["speedup_vs_naive"]

@@ -355,3 +355,27 @@ def test_expected_daily_energy_against_ground_truth(landed_fleet):
     assert med < 0.06
     assert p95 < 0.15
     assert abs(bias) < 0.05
+
+
+def test_silver_steps_shrink_with_the_fleet_and_do_not_change_the_result(landed, tmp_path, monkeypatch):
+    """Silver models a bounded number of system-days per step (so its memory does not grow with
+    the fleet); rebuilding with one day per step gives exactly the table the assets built."""
+    import shutil
+
+    from wattlake import modelling
+    from wattlake import tables as T
+    from wattlake.lake import Lake
+
+    lake, _, days, _ = landed
+    assert modelling.days_per_chunk(100) == 31 and modelling.days_per_chunk(1_000) == 9
+    assert modelling.days_per_chunk(10**6) == 1
+    before = lake.read(T.PV_INTERVALS.name)
+    copy = Lake(str(shutil.copytree(lake.root, tmp_path / "lake")))
+    n = copy.read(T.SYSTEMS.name).height
+    monkeypatch.setattr(modelling, "CHUNK_SYSTEM_DAYS", n)  # one day per step
+    first, last = str(before["day"].min()), str(before["day"].max())
+    result = modelling.write_pv_intervals(copy, first, last)
+    after = copy.read(T.PV_INTERVALS.name)
+    assert result["chunks"] == len(before["day"].unique()) > 1
+    keys = list(T.PV_INTERVALS.keys)
+    assert after.sort(keys).equals(before.sort(keys))

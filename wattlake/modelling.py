@@ -20,8 +20,17 @@ from wattlake.yield_model import expected_hourly, hourly_actuals, pv_intervals, 
 
 #: the inverter reading columns :func:`~wattlake.yield_model.hourly_actuals` needs
 READING_COLUMNS = ("system_id", "ts_utc", "ac_power_w", "status", "dc")
-#: days modelled per step (a month of 1,000 systems is ~9 M five-minute readings)
+#: days modelled per step at most
 CHUNK_DAYS = 31
+#: system-days modelled per step by silver: its input, 288 five-minute readings per system-day,
+#: stays ~2.7 M rows whatever the fleet (a month of 300 systems, 9 days of 1,000), so its memory
+#: does not grow with the fleet
+CHUNK_SYSTEM_DAYS = 9_300
+
+
+def days_per_chunk(n_systems: int) -> int:
+    """Days per silver step for a fleet of ``n_systems``: :data:`CHUNK_SYSTEM_DAYS` / systems, 1..31."""
+    return max(1, min(CHUNK_DAYS, CHUNK_SYSTEM_DAYS // max(n_systems, 1)))
 
 
 def day_chunks(start: str | dt.date, end: str | dt.date, size: int = CHUNK_DAYS) -> list[tuple[dt.date, dt.date]]:
@@ -62,16 +71,18 @@ def _write_days(lake: Lake, spec: T.TableSpec, frame: pl.DataFrame, first: dt.da
 
 
 def write_pv_intervals(lake: Lake, start, end, progress: Callable[[str], None] | None = None) -> dict:
-    """Rebuild silver/pv_intervals for days ``start..end``; returns rows and missing-data hours."""
+    """Rebuild silver/pv_intervals for days ``start..end``; returns rows, missing-data hours and the
+    number of steps (:func:`days_per_chunk` days each, one commit per step)."""
     rows = missing = 0
-    for first, last in day_chunks(start, end):
+    chunks = day_chunks(start, end, days_per_chunk(lake.read(T.SYSTEMS.name).height))
+    for first, last in chunks:
         frame = build_pv_intervals(lake, first, last)
         _write_days(lake, T.PV_INTERVALS, frame, first, last)
         rows += frame.height
         missing += int(frame.get_column("missing_data").sum())
         if progress:
             progress(f"silver/pv_intervals {first}..{last}: {frame.height} system-hours")
-    return {"rows": rows, "missing_data_hours": missing}
+    return {"rows": rows, "missing_data_hours": missing, "chunks": len(chunks)}
 
 
 def write_system_daily(lake: Lake, start, end) -> dict:
