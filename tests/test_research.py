@@ -17,6 +17,7 @@ import shutil
 
 import numpy as np
 import polars as pl
+from polars.testing import assert_frame_equal
 import pytest
 from pycanon import anonymity
 
@@ -197,6 +198,22 @@ def test_sensitive_values_match_the_truth(demo_lake):
     alerts = dict(zip(vals["system_id"], vals["alert_count"]))
     sid = truth["sid"]
     assert alerts[sid[0]] == 1 and alerts[sid[5]] == 1 and alerts[sid[7]] == 0 and alerts[sid[1]] == 0
+
+
+def test_series_built_month_by_month_equal_the_whole_period(demo_lake, monkeypatch):
+    """The release reads PV hours a month at a time; the class series equal those of the whole period."""
+    lake, _, _ = demo_lake
+    period = R.Period.parse(PERIOD)
+    src = R.load_sources(lake, period)
+    eligible, _ = R.eligible_systems(src.systems, src.subjects)
+    classes = eligible.select("system_id", (pl.int_range(pl.len()) % 3).alias("class_id"))
+    pv = lake.read(T.PV_INTERVALS.name).filter(pl.col("day").is_between(period.start, period.end))
+    whole = R.class_series(R.hourly_home_series(eligible, pv, src.grid_hours), classes, 5)
+    monkeypatch.setattr(R, "SERIES_CHUNK_DAYS", 2)  # 7 days in 4 steps
+    got = R.release_series(lake, src, eligible, classes, period, 5)
+    assert got.height == whole.height == 3 * 24 * DAYS
+    assert_frame_equal(got, whole, check_exact=False, rel_tol=0, abs_tol=1e-9)
+    assert got["production_kwh_per_kwp_mean"].is_not_null().sum() > 0
 
 
 @pytest.mark.parametrize("k", [5, 10])

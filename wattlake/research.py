@@ -305,7 +305,6 @@ class Sources:
     subjects: pl.DataFrame
     daily: pl.DataFrame
     alerts: pl.DataFrame
-    pv: pl.DataFrame
     #: the meter readings reduced as they are read, month by month: per-home sums
     #: (:func:`grid_by_home`) and per-home-hour sums (:func:`grid_by_hour`); the readings
     #: themselves are never all in memory
@@ -336,8 +335,6 @@ def load_sources(lake: Lake, period: Period, progress: Callable[[str], None] | N
                        None, ids)
     else:
         alerts = pl.DataFrame(schema={"system_id": pl.String, "first_day": pl.Date, "last_day": pl.Date})
-    pv = _read(lake, T.PV_INTERVALS.name, versions[T.PV_INTERVALS.name],
-               ["system_id", "ts_utc", "actual_energy_kwh", "night"], period, ids)
     homes_parts, hours_parts, n_meter, carry = [], [], 0, None
     for a, b in day_chunks(period.start, period.end):  # loop over months, not readings
         chunk = _read(lake, T.METER_READINGS.name, versions[T.METER_READINGS.name], list(METER_COLUMNS),
@@ -351,8 +348,41 @@ def load_sources(lake: Lake, period: Period, progress: Callable[[str], None] | N
         carry = frame.sort("system_id", "ts_utc").group_by("system_id", maintain_order=True).last()
     grid_homes = grid_by_home(pl.concat(homes_parts)) if homes_parts else grid_by_home(_no_increments())
     grid_hours = grid_by_hour(pl.concat(hours_parts)) if hours_parts else grid_by_hour(_no_increments())
-    say(f"  read {daily.height:,} system-days, {pv.height:,} PV hours, {n_meter:,} meter readings")
-    return Sources(versions, systems, subjects, daily, alerts, pv, grid_homes, grid_hours, n_meter)
+    say(f"  read {daily.height:,} system-days and {n_meter:,} meter readings (PV hours: month by month, "
+        "for the released homes)")
+    return Sources(versions, systems, subjects, daily, alerts, grid_homes, grid_hours, n_meter)
+
+
+#: days of PV hours and grid sums per step of :func:`release_series`
+SERIES_CHUNK_DAYS = 31
+#: the silver/pv_intervals columns the series use
+PV_COLUMNS = ("system_id", "ts_utc", "actual_energy_kwh", "night")
+
+
+def release_series(lake: Lake, src: Sources, homes: pl.DataFrame, classes: pl.DataFrame, period: Period,
+                   k: int) -> pl.DataFrame:
+    """The hourly class series of a release (:func:`class_series` of :func:`hourly_home_series`), built
+    month by month: one month of PV hours (silver at the pinned version, released homes only) and of
+    per-home-hour grid sums at a time, so memory does not grow with fleet x period. The same rows as
+    the whole period at once, since each (class, hour) group lies in one month.
+
+    ``homes``: registry rows with ``system_id`` and ``kwp`` [kWp]; ``classes``: ``system_id``,
+    ``class_id`` of the released homes.
+    """
+    ids = classes["system_id"].to_list()
+    chunks = day_chunks(period.start, period.end, SERIES_CHUNK_DAYS)
+    hour_day = pl.col("hour_utc").dt.date()
+    parts = []
+    for i, (a, b) in enumerate(chunks):  # loop over months, not rows
+        pv = _read(lake, T.PV_INTERVALS.name, src.versions[T.PV_INTERVALS.name], list(PV_COLUMNS), Period(a, b), ids)
+        # every grid hour goes to exactly one month (the first and last take any before / after)
+        in_month = pl.lit(True)
+        if i > 0:
+            in_month &= hour_day >= a
+        if i < len(chunks) - 1:
+            in_month &= hour_day <= b
+        parts.append(class_series(hourly_home_series(homes, pv, src.grid_hours.filter(in_month)), classes, k))
+    return pl.concat(parts).sort("class_id", "ts_utc")
 
 
 #: the meter columns a release uses
@@ -455,8 +485,7 @@ def plan_release(lake: Lake, partner: str, period: Period | str, k: int = DEFAUL
                                      pl.Series("row_id", row_ids))
     per_home = (shuffled.sort("class_id", "_order")
                 .select("row_id", "class_id", *result.quasi_identifiers, *SENSITIVE))
-    hourly = hourly_home_series(eligible, src.pv, src.grid_hours)
-    series = class_series(hourly, released.select("system_id", "class_id"), k)
+    series = release_series(lake, src, eligible, released.select("system_id", "class_id"), period, k)
     seconds["series"] = time.perf_counter() - t3
 
     counts.update({"homes_with_data": homes.height, "released": released.height,
