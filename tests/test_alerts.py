@@ -7,6 +7,7 @@ import datetime as dt
 import numpy as np
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
 
 from tests.test_performance import SILVER_COLUMNS
 from wattlake.alerts import ALERT_SCHEMA, INTERVAL_COLUMNS, AlertThresholds, detect_alerts, evaluate, format_evaluation
@@ -315,3 +316,30 @@ def test_generated_fleet_precision_and_recall(tmp_path):
     assert result["overall"]["recall"] >= 0.9
     for kind in ("outage", "dead_string", "clipping", "degradation", "shading", "wrong_metadata"):
         assert result["faults_by_kind"][kind]["recall"] == 1.0, kind
+
+
+def test_write_alerts_judges_the_fleet_in_system_batches(local_lake, monkeypatch):
+    """write_alerts reads the history a few systems at a time; the alerts equal one pass over all."""
+    import pyarrow as pa
+
+    from wattlake import modelling
+    from wattlake import tables as T
+
+    def table(frame: pl.DataFrame, schema: pa.Schema) -> pa.Table:  # columns the test does not need: null
+        cols = [frame[f.name].to_arrow().cast(f.type) if f.name in frame.columns else pa.nulls(frame.height, f.type)
+                for f in schema]
+        return pa.Table.from_arrays(cols, schema=schema)
+
+    intervals = pl.concat([fleet("S1", outage_offline=[20, 21, 22]), fleet("S2"),
+                           fleet("S3", dead=range(30, 40)), fleet("S4", outage_fault=[5]), fleet("S5")])
+    sys_ = systems("S1", "S2", "S3", "S4", "S5")
+    daily = system_daily(intervals, sys_)
+    want = detect_alerts(daily, intervals.select(INTERVAL_COLUMNS), sys_)
+    assert want["system_id"].unique().sort().to_list() == ["S1", "S3", "S4"]
+    for spec, frame in ((T.SYSTEMS, sys_), (T.SYSTEM_DAILY, daily), (T.PV_INTERVALS, intervals)):
+        local_lake.overwrite(spec.name, table(frame, spec.schema), spec.schema)
+    monkeypatch.setattr(modelling, "ALERT_SYSTEMS_PER_STEP", 2)  # 3 batches
+    got = modelling.write_alerts(local_lake)
+    key = ["system_id", "first_day", "kind"]
+    assert_frame_equal(got.sort(key), want.sort(key), check_exact=False, rel_tol=1e-12)
+    assert local_lake.read(T.ALERTS.name).height == want.height

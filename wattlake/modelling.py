@@ -97,13 +97,25 @@ def write_system_daily(lake: Lake, start, end) -> dict:
     return {"rows": rows}
 
 
+#: systems judged per step by :func:`write_alerts`: a year of 300 systems is 2.6 M hourly rows
+ALERT_SYSTEMS_PER_STEP = 300
+
+
 def write_alerts(lake: Lake) -> pl.DataFrame:
     """Re-detect alert episodes over the whole history and replace gold/underperformance_alerts.
 
-    Returns the alerts; the number of system-days judged is ``lake.read(SYSTEM_DAILY).height``.
+    Alerts are judged per system, so the history is read :data:`ALERT_SYSTEMS_PER_STEP` systems at
+    a time and memory does not grow with the fleet. Returns the alerts; the number of system-days
+    judged is ``lake.read(SYSTEM_DAILY).height``.
     """
     daily = lake.read(T.SYSTEM_DAILY.name)
-    intervals = lake.scan(T.PV_INTERVALS.name).select(list(INTERVAL_COLUMNS)).collect()
-    alerts = detect_alerts(daily, intervals, lake.read(T.SYSTEMS.name))
+    systems = lake.read(T.SYSTEMS.name)
+    ids = systems.get_column("system_id").unique().sort().to_list()
+    parts = []
+    for i in range(0, max(len(ids), 1), ALERT_SYSTEMS_PER_STEP):  # loop over system batches
+        batch = pl.col("system_id").is_in(ids[i:i + ALERT_SYSTEMS_PER_STEP])
+        intervals = lake.scan(T.PV_INTERVALS.name).filter(batch).select(list(INTERVAL_COLUMNS)).collect()
+        parts.append(detect_alerts(daily.filter(batch), intervals, systems.filter(batch)))
+    alerts = pl.concat(parts)
     lake.overwrite(T.ALERTS.name, alerts, T.ALERTS.schema, configuration=T.ALERTS.configuration)
     return alerts
