@@ -11,6 +11,7 @@ import datetime as dt
 from typing import Callable
 
 import polars as pl
+import pyarrow.dataset as pads
 
 from wattlake import tables as T
 from wattlake.alerts import INTERVAL_COLUMNS, detect_alerts
@@ -112,9 +113,13 @@ def write_alerts(lake: Lake) -> pl.DataFrame:
     systems = lake.read(T.SYSTEMS.name)
     ids = systems.get_column("system_id").unique().sort().to_list()
     parts = []
+    history = lake.table(T.PV_INTERVALS.name).to_pyarrow_dataset()
     for i in range(0, max(len(ids), 1), ALERT_SYSTEMS_PER_STEP):  # loop over system batches
-        batch = pl.col("system_id").is_in(ids[i:i + ALERT_SYSTEMS_PER_STEP])
-        intervals = lake.scan(T.PV_INTERVALS.name).filter(batch).select(list(INTERVAL_COLUMNS)).collect()
+        some = ids[i:i + ALERT_SYSTEMS_PER_STEP]
+        # filtered while the files are scanned (a Polars filter here would read the whole table first)
+        intervals = pl.from_arrow(history.to_table(columns=list(INTERVAL_COLUMNS),
+                                                   filter=pads.field("system_id").isin(some)))
+        batch = pl.col("system_id").is_in(some)
         parts.append(detect_alerts(daily.filter(batch), intervals, systems.filter(batch)))
     alerts = pl.concat(parts)
     lake.overwrite(T.ALERTS.name, alerts, T.ALERTS.schema, configuration=T.ALERTS.configuration)
