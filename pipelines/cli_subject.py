@@ -80,8 +80,17 @@ def cmd_erase(args) -> int:
     instance = _dagster_instance()
     if instance is None:
         _say("DAGSTER_HOME is not set: Dagster run storage is not searched")
-    report = erase(Lake.from_env(args.lake), args.subject_id, instance=instance, export_root=ExportRoot.from_env())
+    from pipelines.resources import landing_root
+
+    landing = landing_root(args.landing)
+    if not landing.is_dir():
+        _say(f"landing folder {landing} not found: not searched (pass --landing or set WATTLAKE_LANDING)")
+    report = erase(Lake.from_env(args.lake), args.subject_id, instance=instance, export_root=ExportRoot.from_env(),
+                   landing_root=landing if landing.is_dir() else None)
     _say(f"erase {report.request_id}: {report.outcome}" + (" (resumed)" if report.resumed else ""))
+    if report.landing is not None:
+        _say(f"  landing folder: {report.landing.files_deleted:,} files deleted, "
+             f"{report.landing.files_rewritten:,} rewritten ({report.landing.lines_removed:,} lines removed)")
     for table, n in sorted(report.rows.items()):
         _say(f"  {table:34s} {n:>10,} rows removed")
     _say(f"  bytes rewritten {report.bytes_rewritten:,}, bytes removed {report.bytes_removed:,}, "
@@ -140,8 +149,10 @@ def register(sub) -> None:
     g.add_argument("--withdraw", action="store_true")
     c.set_defaults(func=cmd_flag)
 
-    x = ss.add_parser("erase", help="erase the subject everywhere (tables, old versions, logs, Dagster)")
+    x = ss.add_parser("erase", help="erase the subject everywhere (tables, old versions, logs, Dagster, "
+                                    "landing folder)")
     x.add_argument("subject_id")
+    x.add_argument("--landing", help="landing folder (default $WATTLAKE_LANDING or ./landing)")
     x.set_defaults(func=cmd_erase)
 
     t = sub.add_parser("retention", help="apply the retention policy (IPs, raw telegrams, quarantine text)")

@@ -195,6 +195,50 @@ def test_erase_leaves_no_value_of_the_subject_in_any_file(lake_copy, small_landi
     assert find_in_files(local_files(Path(lake.root)), needles) == []
 
 
+def test_erase_clears_the_landing_folder_and_nothing_else(lake_copy, small_landing, tmp_path):
+    """The raw files in the landing folder are storage too: the subject's own day files are deleted,
+    their lines and rows leave the shared files, and landing everything again brings nothing back."""
+    import hashlib
+
+    from wattlake.landing import land
+    from wattlake.privacy import erase_landing
+
+    lake = lake_copy
+    landing = Path(shutil.copytree(small_landing[0], tmp_path / "landing"))
+    sid = _richest_subject(lake)
+    subject = find_subject(lake, sid)
+    needles = subject.personal_values()
+    em_ids = subject.systems["em_id"].to_list()
+    before = {str(p.relative_to(landing)): p.read_bytes() for p in landing.rglob("*") if p.is_file()}
+    hits = {f for f, _ in find_in_files(before, needles)}
+    assert any(f.startswith("meter/") for f in hits) and any(f.startswith("inverter/") for f in hits)
+    assert {"registry/subjects.csv", "registry/systems.csv"} <= hits
+    own = {f for f in before if f.split("/")[0] in ("meter", "device") and Path(f).stem in em_ids}
+    assert own
+
+    report = erase(lake, sid, landing_root=landing)
+
+    after = {str(p.relative_to(landing)): p.read_bytes() for p in landing.rglob("*") if p.is_file()}
+    assert find_in_files(after, needles) == []  # THE proof, over every file of the folder
+    assert set(before) - set(after) == own and set(after) <= set(before)
+    assert report.landing.files_deleted == len(own)
+    rewritten = {f for f in after if after[f] != before[f]}
+    assert report.landing.files_rewritten == len(rewritten) > 0
+    serials = subject.systems["serial"].to_list()
+    for f in rewritten:  # only the subject's lines left a shared text file; the rest is byte-identical
+        if f.endswith((".jsonl", ".csv")):
+            gone = [ln for ln in before[f].split(b"\n") if ln not in after[f].split(b"\n")]
+            assert gone and all(any(x.encode() in ln for x in [sid, *serials, *subject.system_ids]) for ln in gone)
+            kept = [ln for ln in before[f].split(b"\n") if ln not in gone]
+            assert hashlib.sha256(b"\n".join(kept)).digest() == hashlib.sha256(after[f]).digest()
+    # idempotent, and a full re-landing of the folder finds none of the subject's records
+    assert vars(erase_landing(landing, subject)) == {"files_deleted": 0, "files_rewritten": 0, "lines_removed": 0}
+    for source in ("inverter", "meter", "device"):
+        land(lake, landing, source, sorted(p.name for p in (landing / source).iterdir()))
+    land_registry(lake, landing)
+    assert find_in_files(local_files(Path(lake.root)), needles) == []
+
+
 def test_relanding_after_erase_drops_the_subjects_records_and_counts_them(lake_copy, small_landing):
     """A stick that still reports, or an old landing day landed again, must not bring an erased
     subject back: not as readings (unknown device now) and not as quarantine raw text."""

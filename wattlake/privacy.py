@@ -43,12 +43,14 @@ import datetime as dt
 import io
 import json
 import logging
+import os
 import sqlite3
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
 
@@ -165,14 +167,17 @@ def _text_columns(spec: T.TableSpec) -> list[str]:
 
 def _content_match(spec: T.TableSpec, identifiers: list[str]) -> pl.Expr:
     """Rows whose text holds an identifier, or a truncated fragment that starts one."""
-    cols = _text_columns(spec)
-    hit = pl.any_horizontal([pl.col(c).fill_null("").str.contains_any(identifiers) for c in cols])
-    for c in cols:
-        for pattern in _FRAGMENT_PATTERNS:
-            frag = pl.col(c).str.extract(pattern, 1)
-            long_enough = frag.str.len_chars() >= MIN_FRAGMENT
-            starts = pl.any_horizontal([pl.lit(i).str.starts_with(frag) for i in identifiers])
-            hit = hit | (long_enough & starts).fill_null(False)
+    return pl.any_horizontal([_text_match(pl.col(c), identifiers) for c in _text_columns(spec)])
+
+
+def _text_match(text: pl.Expr, identifiers: list[str]) -> pl.Expr:
+    """Texts that hold an identifier, or a truncated fragment (>= MIN_FRAGMENT chars) that starts one."""
+    hit = text.fill_null("").str.contains_any(identifiers)
+    for pattern in _FRAGMENT_PATTERNS:
+        frag = text.str.extract(pattern, 1)
+        long_enough = frag.str.len_chars() >= MIN_FRAGMENT
+        starts = pl.any_horizontal([pl.lit(i).str.starts_with(frag) for i in identifiers])
+        hit = hit | (long_enough & starts).fill_null(False)
     return hit
 
 
@@ -450,6 +455,7 @@ class ErasureReport:
     dagster_runs_deleted: int = 0
     resumed: bool = False
     seconds: float = 0.0
+    landing: "LandingErasure | None" = None  # None: the landing folder was not given
 
 
 def _tombstone(lake: Lake, ref: str) -> dict | None:
@@ -603,8 +609,93 @@ def purge_dagster(instance, needles: list[str]) -> int:
     return deleted
 
 
-def erase(lake: Lake, subject_id: str, instance=None, export_root=None) -> ErasureReport:
-    """Erase the subject from every table, every older version and the Dagster storage.
+#: landing folders with one file per energy manager and day, ``<folder>/<day>/<em_id><suffix>``
+PER_HOME_FILES = {"meter": ".p1", "device": ".jsonl"}
+#: landing text files shared by many subjects: the lines naming the subject are removed
+SHARED_TEXT_FILES = ("registry/*.csv", "inverter/*/*.jsonl")
+#: landing Parquet files (the sample fleet's ground truth): the rows naming the subject are removed
+SHARED_PARQUET_FILES = ("ground_truth/*.parquet",)
+_PARTIAL = ".erasing"  # a rewrite in progress (replaced atomically; a leftover is deleted)
+
+
+@dataclass
+class LandingErasure:
+    """What :func:`erase_landing` did: whole files deleted, shared files rewritten, lines/rows removed."""
+
+    files_deleted: int = 0
+    files_rewritten: int = 0
+    lines_removed: int = 0
+
+
+def erase_landing(landing_root: str | Path, subject: Subject) -> LandingErasure:
+    """Remove the subject from the landing folder: the raw files landing reads again on a re-run.
+
+    The subject's own day files (P1 telegrams, device readings: named by energy-manager id) are
+    deleted; in files shared with other subjects (registry snapshots, inverter message files,
+    ground truth) the lines or rows that hold one of the subject's identifiers -- or a truncated
+    fragment of one, as :func:`_content_match` decides for tables -- are removed and the file is
+    replaced atomically. Idempotent: a second run finds nothing.
+    """
+    root = Path(landing_root)
+    out = LandingErasure()
+    if not root.is_dir():
+        return out
+    for stale in root.rglob(f"*{_PARTIAL}"):
+        stale.unlink()
+    ids = subject.identifiers()
+    em_ids = [v for v in (subject.systems.get_column("em_id").to_list()
+                          if "em_id" in subject.systems.columns else []) if v]
+    for folder, suffix in PER_HOME_FILES.items():
+        for em in em_ids:
+            for f in root.glob(f"{folder}/*/{em}{suffix}"):
+                f.unlink()
+                out.files_deleted += 1
+    if not ids:
+        return out
+    # a file can only hold an identifier or a fragment of one if it holds one's first characters
+    probes = sorted({i[:MIN_FRAGMENT].encode() for i in ids})
+    for pattern in SHARED_TEXT_FILES:
+        for f in sorted(root.glob(pattern)):
+            data = f.read_bytes()
+            if not any(p in data for p in probes):
+                continue
+            # lines are cut at b"\n" (which undecodable bytes never hide), matched as text, and the
+            # kept lines' bytes copied as they were
+            buf = np.frombuffer(data, dtype=np.uint8)
+            cuts = np.concatenate([[0], np.flatnonzero(buf == 10) + 1, [buf.size]])
+            lines = pl.Series([data.decode("utf-8", errors="replace")]).str.split("\n").explode()
+            hit = pl.select(_text_match(pl.lit(lines), ids)).to_series().to_numpy()
+            if hit.any():
+                _replace(f, buf[np.repeat(~hit, np.diff(cuts))].tobytes())
+                out.files_rewritten += 1
+                out.lines_removed += int(hit.sum())
+    for pattern in SHARED_PARQUET_FILES:
+        for f in sorted(root.glob(pattern)):
+            frame = pl.read_parquet(f)
+            text_cols = [c for c, t in frame.schema.items() if t == pl.String]
+            if not text_cols:
+                continue
+            hit = frame.select(pl.any_horizontal([_text_match(pl.col(c), ids) for c in text_cols])).to_series()
+            if hit.any():
+                buf = io.BytesIO()
+                frame.filter(~hit).write_parquet(buf)
+                _replace(f, buf.getvalue())
+                out.files_rewritten += 1
+                out.lines_removed += int(hit.sum())
+    return out
+
+
+def _replace(path: Path, data: bytes) -> None:
+    """Write ``data`` to a sibling file and rename it over ``path`` (never a half-written file)."""
+    tmp = path.with_name(path.name + _PARTIAL)
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def erase(lake: Lake, subject_id: str, instance=None, export_root=None,
+          landing_root: str | Path | None = None) -> ErasureReport:
+    """Erase the subject from every table, every older version, the Dagster storage and (given
+    ``landing_root``) the landing folder (:func:`erase_landing`).
 
     Idempotent: a second call finds nothing left and reports ``already_erased``; a call after a
     crash resumes from the tombstone's ``tables_done``.
@@ -639,6 +730,10 @@ def erase(lake: Lake, subject_id: str, instance=None, export_root=None) -> Erasu
     _write_tombstone(lake, ref, request_id, "in_progress", planned, done, started, id_refs)
     needles = subject.personal_values()
     report = ErasureReport(request_id, "erased", resumed=resumed)
+    if landing_root is not None:  # first: it needs the identifiers the registry tables still hold
+        report.landing = erase_landing(landing_root, subject)
+        log.info("erase %s: landing folder done (%d files deleted, %d rewritten)", request_id,
+                 report.landing.files_deleted, report.landing.files_rewritten)
     for spec in specs:
         if spec.name not in planned or (spec.name in done and not counts[spec.name]):
             continue  # (a done table with rows again: landed while a crashed erasure waited)
@@ -667,6 +762,7 @@ def erase(lake: Lake, subject_id: str, instance=None, export_root=None) -> Erasu
         "insurer_packs_kept_legal_claims": report.insurer_packs_kept,
         "earlier_releases_including_subject": report.releases_including_subject,
         "dagster_runs_deleted": report.dagster_runs_deleted, "seconds": report.seconds,
+        "landing": None if report.landing is None else vars(report.landing),
     }
     record(lake, entry, "erased", details)
     return report
