@@ -10,10 +10,10 @@
    way the Dagster assets do (same domain functions, same chunking), timing each one:
    ``land_inverter``, ``land_meter``, ``land_device``, ``land_weather`` (``wattlake.landing.land_groups``
    over ``chunk_days`` groups), ``silver_pv_intervals`` (``wattlake.modelling.write_pv_intervals``, as the asset
-   in month chunks), ``gold_system_daily`` and ``alerts`` (``detect_alerts``), then the optional
+   in bounded system-day steps), ``gold_system_daily`` and ``alerts`` (``detect_alerts``), then the optional
    stages ``guarantee_evaluations`` and ``research_release`` (see ``OPTIONAL_STAGES``: a stage whose
    module does not exist yet, or that fails, is listed with ``"skipped": <why>``). Progress is
-   printed per landing group and per silver month, and memory stays bounded by the group size.
+   printed per landing group and per silver step, and memory stays bounded by those work units.
 3. Runs a naive baseline (pandas ``read_json`` per file, Python-set deduplication, a pvlib
    ``ModelChain`` loop per system) on a small subset of the same landing files, in the same run,
    and reports ``speedup_vs_naive`` per system-year.
@@ -191,8 +191,10 @@ def run_pipeline(lake, landing: Path, days: list[str], workdir: Path | None = No
     """Run every stage on ``lake``; returns (stage records, registry timing).
 
     Memory stays bounded whatever the fleet size: landing goes group by group
-    (:func:`~wattlake.landing.chunk_days`, at most 256 MB of raw files each), silver and gold
-    month by month (:func:`~wattlake.modelling.day_chunks`); nothing holds the fleet's readings.
+    (:func:`~wattlake.landing.chunk_days`, at most 256 MB of raw files each), silver in steps of
+    :data:`~wattlake.modelling.CHUNK_SYSTEM_DAYS` system-days, gold month by month, alerts
+    :data:`~wattlake.modelling.ALERT_SYSTEMS_PER_STEP` systems at a time and the release month by
+    month; nothing holds the fleet's readings.
     """
     from wattlake.landing import chunk_days, land
 

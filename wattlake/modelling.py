@@ -1,7 +1,8 @@
 """Building the derived tables from the lake: silver/pv_intervals, gold/system_daily, alerts.
 
-Each ``write_*`` function reads its inputs, calls the domain maths and writes one table, in
-day chunks so memory stays flat whatever the fleet size. The Dagster assets and the benchmark
+Each ``write_*`` function reads its inputs, calls the domain maths and writes one table in
+bounded steps (silver: :data:`CHUNK_SYSTEM_DAYS` system-days, gold: a month, alerts:
+:data:`ALERT_SYSTEMS_PER_STEP` systems) so memory stays flat whatever the fleet size. The Dagster assets and the benchmark
 call exactly these functions, so what is measured is what runs.
 """
 
