@@ -445,8 +445,8 @@ def run_naive(landing: Path, days: list[str], n_fleet: int, n_systems: int = 3, 
 # ---------------------------------------------------------------------------------------------
 
 def table(stages: list[dict]) -> str:
-    lines = [f"{'stage':24s} {'rows':>12s} {'seconds':>9s} {'rows/s':>12s} {'stage peak MB':>14s} {'CPU user/sys s':>15s}",
-             "-" * 91]
+    lines = [f"{'stage':24s} {'rows':>12s} {'seconds':>9s} {'rows/s':>12s} {'stage peak MB':>14s} "
+             f"{'CPU user/sys s':>15s}", "-" * 91]
     for s in stages:
         if "skipped" in s:
             lines.append(f"{s['name']:24s} {'skipped: ' + s['skipped']:>48s}")

@@ -2,8 +2,8 @@
 
 Each ``write_*`` function reads its inputs, calls the domain maths and writes one table in
 bounded steps (silver: :data:`CHUNK_SYSTEM_DAYS` system-days, gold: a month, alerts:
-:data:`ALERT_SYSTEMS_PER_STEP` systems) so memory stays flat whatever the fleet size. The Dagster assets and the benchmark
-call exactly these functions, so what is measured is what runs.
+:data:`ALERT_SYSTEMS_PER_STEP` systems) so memory stays flat whatever the fleet size. The Dagster
+assets and the benchmark call exactly these functions, so what is measured is what runs.
 """
 
 from __future__ import annotations
