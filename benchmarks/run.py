@@ -135,6 +135,27 @@ def startup() -> float:
     return time.perf_counter() - t0
 
 
+def calibrate(lines: int = 200_000, repeats: int = 3) -> dict:
+    """How fast this machine is right now, on fixed work: JSON lines of the inverter messages' shape
+    decoded by Polars on one thread (best of ``repeats``). Shared virtual machines vary from run to
+    run; the figure tells a slower machine from slower code when two runs are compared."""
+    import polars as pl
+
+    i = pl.int_range(lines, eager=True)
+    text = pl.select(pl.format('{{"serial":"B0DZ{}","ts":"2025-06-01T12:{}:00+02:00","ac_power_w":{}.5,'
+                               '"status":"ok","dc":[{{"v":351.2,"a":{}.25}}]}}',
+                               i, i % 60, i % 4000, i % 9).alias("raw")).to_series()
+    dtype = pl.Struct({"serial": pl.String, "ts": pl.String, "ac_power_w": pl.Float64, "status": pl.String,
+                       "dc": pl.List(pl.Struct({"v": pl.Float64, "a": pl.Float64}))})
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        decoded = text.str.json_decode(dtype)
+        best = min(best, time.perf_counter() - t0)
+    assert decoded.len() == lines
+    return {"json_decode_lines_per_s": round(lines / best), "work": f"{lines:,} JSON lines, one thread, best of {repeats}"}
+
+
 def landing_days(root: Path) -> list[str]:
     return sorted({p.name for s in ("inverter", "meter", "device", "weather") if (root / s).is_dir()
                    for p in (root / s).iterdir() if p.is_dir() and len(p.name) == 10})
@@ -505,6 +526,9 @@ def main(argv: list[str] | None = None) -> int:
         lake = Lake(str(lake_root))
         startup_s = startup()
         say(f"[startup] imports and JIT warm-up in {startup_s:.2f} s (once per process; reported, not in a stage)")
+        speed = calibrate()
+        say(f"[calibration] this machine decodes {speed['json_decode_lines_per_s']:,} JSON lines/s on one thread "
+            "(fixed work; compare runs by it)")
         t0 = time.perf_counter()
         stages, registry = run_pipeline(lake, landing, days, workdir)
         pipeline_s = time.perf_counter() - t0
@@ -520,7 +544,8 @@ def main(argv: list[str] | None = None) -> int:
             "days": args.days,
             "landing_days": len(days),
             "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(),
-                        "python": platform.python_version(), "processor": platform.machine()},
+                        "python": platform.python_version(), "processor": platform.machine(),
+                        "calibration": speed},
             "commit": git_commit(),
             "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "generation_seconds": round(gen_s, 3) if gen_s is not None else None,

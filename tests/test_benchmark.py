@@ -20,6 +20,7 @@ def test_benchmark_runs_and_reports(tmp_path):
     result = json.loads(out.read_text())
     assert result["systems"] == 3 and result["days"] == 2
     assert {"cpu_count", "platform"} <= set(result["machine"])
+    assert result["machine"]["calibration"]["json_decode_lines_per_s"] > 0
     assert result["generation_seconds"] > 0
 
     stages = {s["name"]: s for s in result["stages"]}
