@@ -124,7 +124,7 @@ def startup() -> float:
     import pvlib  # noqa: F401
 
     from wattlake.crc import crc16_arc, crc16_arc_text
-    from wattlake.parsing import p1  # noqa: F401
+    from wattlake.parsing import bytescan, p1
 
     b = np.frombuffer(b"/123456789!", dtype=np.uint8)
     crc16_arc(b, np.array([0]), np.array([b.size]))
@@ -132,6 +132,9 @@ def startup() -> float:
     line = np.frombuffer(b"1-0:1.8.1(000001.000*kWh)\r\n", dtype=np.uint8)  # the parser's line kernels
     p1.scan_normal_lines(line, np.array([0]), np.array([line.size]))
     p1._value_status_kernel(line, np.array([10]), np.array([24]), np.array([2], dtype=np.int8))
+    for buf in (line, line.copy()):  # read-only and writable buffers are two compiled variants
+        bytescan.positions(buf, 10), bytescan.files_with_non_ascii(buf, np.array([0, buf.size]))
+        bytescan.has_non_ascii(buf)
     return time.perf_counter() - t0
 
 

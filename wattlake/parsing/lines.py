@@ -19,6 +19,8 @@ import polars as pl
 import pyarrow as pa
 from polars.exceptions import ComputeError, PolarsError
 
+from wattlake.parsing.bytescan import files_with_non_ascii, positions
+
 REJECT_SCHEMA = {"source_file": pl.Utf8, "line_no": pl.Int32, "raw_text": pl.Utf8, "reason": pl.Utf8}
 
 
@@ -143,8 +145,7 @@ def read_buffer(files: Sequence[tuple[str, Path]]) -> tuple[np.ndarray, np.ndarr
 
 def _not_utf8(buf: np.ndarray, fstarts: np.ndarray) -> list[int]:
     """Indexes of the files in ``buf`` that are not valid UTF-8."""
-    high = np.flatnonzero(buf >= 0x80)  # non-ASCII bytes: only their files need a UTF-8 check
-    suspect = np.unique(np.searchsorted(fstarts, high, side="right") - 1) if high.size else []
+    suspect = files_with_non_ascii(buf, fstarts)  # only files with non-ASCII bytes need a UTF-8 check
     return [int(i) for i in suspect if not _is_utf8(buf[fstarts[i]:fstarts[i + 1]])]
 
 
@@ -159,7 +160,7 @@ def _is_utf8(chunk: np.ndarray) -> bool:
 def _split_lines(buf: np.ndarray, fstarts: np.ndarray, names: list[str], skip: Sequence[int]) -> pl.DataFrame:
     """The non-blank lines of the files in ``buf`` (except ``skip``) as (source_file, line_no, raw, _file)."""
     total = buf.size
-    nl = np.flatnonzero(buf == 10)
+    nl = positions(buf, 10)
     starts = np.concatenate([fstarts[:-1], nl + 1])
     starts.sort(kind="stable")
     dup = np.zeros(starts.size, dtype=bool)

@@ -67,6 +67,7 @@ from dsmr_parser.profile_generic_specifications import (
 from numba import njit
 
 from wattlake.crc import crc16_arc, crc16_arc_text
+from wattlake.parsing.bytescan import has_non_ascii, positions
 
 __all__ = [
     "DEFAULT_HEADER",
@@ -423,7 +424,7 @@ def _make_batch(texts: list[str]) -> _Batch:
 def _batch_of(buf: np.ndarray, file_starts: np.ndarray) -> _Batch:
     """A batch over UTF-8 bytes ``buf`` (zero-copy) holding files at ``file_starts`` [n + 1]."""
     data = pa.py_buffer(buf)
-    return _Batch(np.frombuffer(data, dtype=np.uint8), data, file_starts, not bool((buf >= 0x80).any()))
+    return _Batch(np.frombuffer(data, dtype=np.uint8), data, file_starts, not has_non_ascii(buf))
 
 
 def _dedupe_sorted(x: np.ndarray) -> np.ndarray:
@@ -438,7 +439,7 @@ def _dedupe_sorted(x: np.ndarray) -> np.ndarray:
 def _split(batch: _Batch) -> Records:
     buf, fstarts = batch.buf, batch.file_starts
     total = buf.size
-    nl = np.flatnonzero(buf == 10)
+    nl = positions(buf, 10)
     ls = np.concatenate([fstarts[:-1], nl + 1])
     ls = _dedupe_sorted(np.sort(ls[ls < total], kind="stable"))
     first = buf[ls] if total else np.zeros(0, np.uint8)
@@ -503,7 +504,7 @@ def _check_crc(batch: _Batch, start: np.ndarray, end: np.ndarray) -> tuple[np.nd
     """
     buf = batch.buf
     total = buf.size
-    bangs = np.flatnonzero(buf == 33)
+    bangs = positions(buf, 33)
     # Region: first '/' (= start) .. last '!' of the record, at least one char between.
     li = np.searchsorted(bangs, end) - 1
     last = np.where(li >= 0, bangs[np.maximum(li, 0)] if bangs.size else -1, -1)
