@@ -288,3 +288,23 @@ def test_landing_applies_ip_retention_from_the_landing_time(small_landing, tmp_p
     # one row per system, day and network; first/last seen span the addresses it merged
     assert stored["truncated"].select(pl.struct("system_id", "day", "remote_ip").n_unique()).item() == nets.len()
     assert stored["removed"].height == 0  # the table exists, empty
+
+
+def test_landing_files_lists_matching_files_per_day_in_name_order(tmp_path):
+    """Only files matching the source's pattern, per day in name order; a missing day or a day
+    that is not a folder is skipped; names are relative to the landing root."""
+    from wattlake.landing import landing_files
+
+    day = tmp_path / "meter" / "2025-03-01"
+    day.mkdir(parents=True)
+    for name in ("em_b.p1", "em_a.p1", "notes.txt", ".em_hidden.p1"):
+        (day / name).write_text("x")
+    (day / "sub.p1").mkdir()  # a folder whose name matches is not a file
+    (day / "link.p1").symlink_to(day / "em_a.p1")  # a link to a file is listed, as pathlib did
+    (tmp_path / "meter" / "2025-03-02").write_text("not a folder")
+    got = landing_files(tmp_path, "meter", ["2025-03-01", "2025-03-02", "2025-03-03"])
+    expect = [(p.relative_to(tmp_path).as_posix(), p) for p in sorted(day.glob("*.p1")) if p.is_file()]
+    assert got == expect
+    assert [n for n, _ in got] == ["meter/2025-03-01/.em_hidden.p1", "meter/2025-03-01/em_a.p1",
+                                   "meter/2025-03-01/em_b.p1", "meter/2025-03-01/link.p1"]
+    assert landing_files(tmp_path, "meter", "2025-03-01") == got

@@ -18,7 +18,9 @@ group by group.
 from __future__ import annotations
 
 import datetime as dt
+import fnmatch
 import logging
+import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -87,13 +89,24 @@ class LandingReport:
 
 
 def landing_files(landing_root: Path, source: str, days: str | Sequence[str]) -> list[tuple[str, Path]]:
-    """The files of one source and landing day(s) as (name relative to the landing root, path)."""
+    """The files of one source and landing day(s) as (name relative to the landing root, path),
+    in name order per day.
+
+    Listed with ``os.scandir`` (file type from the directory entry, no ``stat`` per file): a meter
+    day holds one file per energy manager, and pathlib's glob, ``is_file`` and ``relative_to``
+    took 0.05–0.4 s per landing group of 4,000 files.
+    """
     root = Path(landing_root)
+    pattern = _PATTERNS[source]
     out = []
     for day in [days] if isinstance(days, str) else days:
         folder = root / source / day
-        if folder.is_dir():
-            out += [(p.relative_to(root).as_posix(), p) for p in sorted(folder.glob(_PATTERNS[source])) if p.is_file()]
+        try:
+            with os.scandir(folder) as entries:
+                names = sorted(e.name for e in entries if fnmatch.fnmatchcase(e.name, pattern) and e.is_file())
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        out += [(f"{source}/{day}/{name}", folder / name) for name in names]
     return out
 
 
