@@ -58,6 +58,7 @@ from wattlake import tables as T
 from wattlake.audit import AuditEntry, history, record
 from wattlake.keys import pseudonym
 from wattlake.lake import Lake
+from wattlake.parsing.bytescan import positions
 
 log = logging.getLogger(__name__)
 
@@ -662,7 +663,7 @@ def erase_landing(landing_root: str | Path, subject: Subject) -> LandingErasure:
             # lines are cut at b"\n" (which undecodable bytes never hide), matched as text, and the
             # kept lines' bytes copied as they were
             buf = np.frombuffer(data, dtype=np.uint8)
-            cuts = np.concatenate([[0], np.flatnonzero(buf == 10) + 1, [buf.size]])
+            cuts = np.concatenate([[0], positions(buf, 10) + 1, [buf.size]])
             lines = pl.Series([data.decode("utf-8", errors="replace")]).str.split("\n").explode()
             hit = pl.select(_text_match(pl.lit(lines), ids)).to_series().to_numpy()
             if hit.any():
