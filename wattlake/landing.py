@@ -38,7 +38,9 @@ from wattlake.parsing.weather import parse_knmi_lines
 log = logging.getLogger(__name__)
 
 SOURCES = ("inverter", "meter", "device", "weather")
-_PATTERNS = {"inverter": "*.jsonl", "meter": "*.p1", "device": "*.jsonl", "weather": "*.txt"}
+#: the files each source lands from ``<landing>/<source>/<day>/`` (erasure of a data subject
+#: deletes or rewrites the same files, :func:`wattlake.privacy.erase_landing`)
+FILE_PATTERNS = {"inverter": "*.jsonl", "meter": "*.p1", "device": "*.jsonl", "weather": "*.txt"}
 
 
 #: the second half of landing one group: flag, MERGE, quarantine, count
@@ -97,7 +99,7 @@ def landing_files(landing_root: Path, source: str, days: str | Sequence[str]) ->
     took 0.05–0.4 s per landing group of 4,000 files.
     """
     root = Path(landing_root)
-    pattern = _PATTERNS[source]
+    pattern = FILE_PATTERNS[source]
     out = []
     for day in [days] if isinstance(days, str) else days:
         folder = root / source / day

@@ -58,6 +58,7 @@ from wattlake import tables as T
 from wattlake.audit import AuditEntry, history, record
 from wattlake.keys import pseudonym
 from wattlake.lake import Lake
+from wattlake.landing import FILE_PATTERNS
 from wattlake.parsing.bytescan import positions
 
 log = logging.getLogger(__name__)
@@ -611,9 +612,10 @@ def purge_dagster(instance, needles: list[str]) -> int:
 
 
 #: landing folders with one file per energy manager and day, ``<folder>/<day>/<em_id><suffix>``
-PER_HOME_FILES = {"meter": ".p1", "device": ".jsonl"}
+#: (the suffixes landing reads: :data:`wattlake.landing.FILE_PATTERNS`)
+PER_HOME_FILES = {source: FILE_PATTERNS[source].lstrip("*") for source in ("meter", "device")}
 #: landing text files shared by many subjects: the lines naming the subject are removed
-SHARED_TEXT_FILES = ("registry/*.csv", "inverter/*/*.jsonl")
+SHARED_TEXT_FILES = ("registry/*.csv", f"inverter/*/{FILE_PATTERNS['inverter']}")
 #: landing Parquet files (the sample fleet's ground truth): the rows naming the subject are removed
 SHARED_PARQUET_FILES = ("ground_truth/*.parquet",)
 _PARTIAL = ".erasing"  # a rewrite in progress (replaced atomically; a leftover is deleted)
