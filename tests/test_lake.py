@@ -39,9 +39,12 @@ def test_merge_insert_is_idempotent_and_counts(local_lake):
     assert local_lake.read("bronze/t", version=1).height == 3
 
 
-def test_merge_insert_into_partitions_with_data_reads_keys_not_rows(local_lake, monkeypatch):
+@pytest.mark.parametrize("kind", ["polars", "arrow", "polars_ns"])
+def test_merge_insert_into_partitions_with_data_reads_keys_not_rows(local_lake, monkeypatch, kind):
     """A batch spanning a partition that holds data and a new one: present keys are dropped by a
-    narrow key read, the MERGE names only the new partition, and the counts are exact."""
+    narrow key read, the MERGE names only the new partition, and the counts are exact. The batch
+    may be a Polars frame (filtered before the Arrow export, key types cast to the table's), or an
+    Arrow table."""
     import wattlake.lake as lake_mod
 
     keys = ["system_id", "ts_utc"]
@@ -58,6 +61,10 @@ def test_merge_insert_into_partitions_with_data_reads_keys_not_rows(local_lake, 
     # b and c are present on June 1; d is new on June 1; e and f land in the new June 2
     batch = pl.concat([rows(["b", "c"], day=june1, offset=1), rows(["d"], day=june1, offset=9),
                        rows(["e", "f"], day=june2)])
+    if kind == "arrow":
+        batch = batch.to_arrow().cast(SCHEMA)
+    elif kind == "polars_ns":  # a key column in another unit than the table's
+        batch = batch.with_columns(pl.col("ts_utc").dt.cast_time_unit("ns"))
     assert local_lake.merge_insert("bronze/t", batch, keys, SCHEMA, configuration=CONF).inserted == 3
     assert predicates[-1].endswith("t.day IN ('2025-06-02')")
     # everything present, every partition held: the MERGE scans nothing and inserts nothing

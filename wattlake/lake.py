@@ -31,6 +31,9 @@ import pyarrow.compute as pc
 from deltalake import DeltaTable, write_deltalake
 from deltalake.exceptions import CommitFailedError, TableNotFoundError
 
+#: what the write methods take: a Polars frame or an Arrow table
+Frame = pl.DataFrame | pa.Table
+
 DEFAULT_ROOT = "./lakehouse"
 
 
@@ -201,19 +204,21 @@ class Lake:
         serialised, as the Dagster pools ``lake_<source>`` do; writers of new partitions, and
         MERGE conflicts generally, are still caught and retried.
         """
-        arrow = _to_arrow(data, schema)
+        _check_columns(data, schema)
         dt = self.ensure(table, schema, [partition_by] if partition_by else (), configuration)
-        if arrow.num_rows == 0:
+        if len(data) == 0:
             return MergeResult(0, dt.version())
         keys = list(keys)
         cond = " AND ".join(f"t.{k} = s.{k}" for k in keys)
 
         def build(t: DeltaTable):
-            src, pred = arrow, cond
+            # rows already present are dropped before the Arrow export: a Polars filter runs on
+            # all cores, pyarrow's one column at a time (0.13 s per 840 k inverter rows)
+            src, pred = data, cond
             if partition_by:
-                src, fresh = _drop_present(t, arrow, keys, partition_by)
+                src, fresh = _drop_present(t, data, keys, partition_by)
                 pred += f" AND t.{partition_by} = s.{partition_by}" + _in_literals(partition_by, fresh)
-            return (t.merge(src, predicate=pred, source_alias="s", target_alias="t")
+            return (t.merge(_to_arrow(src, schema), predicate=pred, source_alias="s", target_alias="t")
                     .when_not_matched_insert_all())
 
         metrics, version = self._merge(table, dt, build)
@@ -383,38 +388,46 @@ def _in_literals(column: str, values: Iterable) -> str:
     return f" AND t.{column} IN ({', '.join(repr(v) for v in text)})"
 
 
-def _drop_present(dt: DeltaTable, arrow: pa.Table, keys: list[str], partition: str) -> tuple[pa.Table, list]:
-    """Rows of ``arrow`` whose key is not yet in ``dt``, and the batch's partitions ``dt`` has no files in.
+def _drop_present(dt: DeltaTable, data: Frame, keys: list[str], partition: str) -> tuple[Frame, list]:
+    """Rows of ``data`` whose key is not yet in ``dt``, and the batch's partitions ``dt`` has no files in.
 
     Only the key columns of the partitions that already hold files are read (a narrow read;
-    the batch's other partitions are new, the MERGE checks those).
+    the batch's other partitions are new, the MERGE checks those). ``data`` comes back as the
+    kind it went in (Polars or Arrow), unfiltered when nothing is present.
     """
-    values = pc.unique(arrow.column(partition)).to_pylist()
+    polars_in = isinstance(data, pl.DataFrame)
+    values = (data.get_column(partition).unique().to_list() if polars_in
+              else pc.unique(data.column(partition)).to_pylist())
     held = set(pa.table(dt.get_add_actions(flatten=True)).column(f"partition.{partition}").to_pylist())
     old = [v for v in values if v in held]
     fresh = [v for v in values if v not in held]
     if not old:
-        return arrow, fresh
+        return data, fresh
     cols = list(dict.fromkeys([*keys, partition]))
     present = pl.from_arrow(
         dt.to_pyarrow_dataset(partitions=[(partition, "in", [str(v) for v in old])])
         .to_table(columns=cols, filter=pc.field(partition).isin(old)))
     if present.height == 0:
-        return arrow, fresh
-    batch = pl.from_arrow(arrow.select(cols))
+        return data, fresh
+    batch = (data.select(cols) if polars_in else pl.from_arrow(data.select(cols))).cast(present.schema)
     hit = batch.join(present.unique().with_columns(pl.lit(True).alias("_hit")), on=cols, how="left",
                      maintain_order="left").get_column("_hit").is_not_null()
     if not hit.any():
-        return arrow, fresh
-    return arrow.filter(pa.array((~hit).to_numpy())), fresh
+        return data, fresh
+    return (data.filter(~hit) if polars_in else data.filter(pa.array((~hit).to_numpy()))), fresh
+
+
+def _check_columns(data: Frame, schema: pa.Schema) -> None:
+    names = data.columns if isinstance(data, pl.DataFrame) else data.column_names
+    missing = [f.name for f in schema if f.name not in names]
+    if missing:
+        raise LakeError(f"data lacks columns {missing} of the table schema")
 
 
 def _to_arrow(data: pa.Table | pl.DataFrame, schema: pa.Schema) -> pa.Table:
     """Cast to the table schema, column order and types; a missing column is an error."""
-    arrow = data.to_arrow() if isinstance(data, pl.DataFrame) else data
-    missing = [f.name for f in schema if f.name not in arrow.column_names]
-    if missing:
-        raise LakeError(f"data lacks columns {missing} of the table schema")
-    arrow = arrow.select(schema.names)
+    _check_columns(data, schema)
+    arrow = (data.select(schema.names).to_arrow() if isinstance(data, pl.DataFrame)
+             else data.select(schema.names))
     # polars writes large_string; Delta keeps string: cast column by column to the schema
     return arrow.cast(schema)
