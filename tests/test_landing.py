@@ -308,3 +308,25 @@ def test_landing_files_lists_matching_files_per_day_in_name_order(tmp_path):
     assert [n for n, _ in got] == ["meter/2025-03-01/.em_hidden.p1", "meter/2025-03-01/em_a.p1",
                                    "meter/2025-03-01/em_b.p1", "meter/2025-03-01/link.p1"]
     assert landing_files(tmp_path, "meter", "2025-03-01") == got
+
+
+def test_first_per_key_matches_unique_keep_first():
+    """The landing's deduplication keeps the first row of each key in order, as
+    ``unique(keep="first", maintain_order=True)`` does, nulls in keys included, and hands a
+    frame without duplicates back as it is."""
+    import numpy as np
+
+    from wattlake.landing import first_per_key
+
+    rng = np.random.default_rng(7)
+    n = 5_000
+    frame = pl.DataFrame({
+        "system_id": pl.Series(rng.choice(["a", "b", "c", "-"], n)).replace("-", None),
+        "ts": rng.integers(0, 400, n),
+        "payload": np.arange(n),
+    })
+    got = first_per_key(frame, ["system_id", "ts"])
+    want = frame.unique(subset=["system_id", "ts"], keep="first", maintain_order=True)
+    assert got.height < n and got.equals(want)
+    clean = want
+    assert first_per_key(clean, ["system_id", "ts"]) is clean
