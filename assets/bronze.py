@@ -8,7 +8,7 @@ from assets.registry import key
 from pipelines.partitions import daily
 from pipelines.resources import LakeResource, LandingResource
 from wattlake import tables as T
-from wattlake.landing import LandingReport, chunk_days, land_groups
+from wattlake.landing import LandingReport, iter_chunk_days, land_groups
 
 
 def _metadata(reports: list[LandingReport]) -> dict:
@@ -38,10 +38,10 @@ def _land_range(context: dg.AssetExecutionContext, source: str, lake: LakeResour
     keys = context.partition_keys
     reports = []
     done = 0
-    groups = chunk_days(root, source, keys)
-    for group, report in zip(groups, land_groups(the_lake, root, source, groups)):
+    # the groups are planned (files listed and sized) on a background thread while landing runs
+    for report in land_groups(the_lake, root, source, iter_chunk_days(root, source, keys)):
         reports.append(report)
-        done += len(group)
+        done += report.days
         context.log.info(f"{done}/{len(keys)} days: {report.summary()}")
     return dg.MaterializeResult(metadata=_metadata(reports))
 

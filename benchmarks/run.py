@@ -221,6 +221,10 @@ def run_pipeline(lake, landing: Path, days: list[str], workdir: Path | None = No
     month; nothing holds the fleet's readings.
     """
     from wattlake.landing import chunk_days, land
+    try:
+        from wattlake.landing import iter_chunk_days
+    except ImportError:  # an older wattlake: the groups planned up front
+        iter_chunk_days = chunk_days
 
     try:
         from wattlake.landing import land_groups
@@ -240,12 +244,11 @@ def run_pipeline(lake, landing: Path, days: list[str], workdir: Path | None = No
 
     def landing_stage(source: str):
         def fn():
-            groups = chunk_days(landing, source, days)
-            reports, t1 = [], time.perf_counter()
-            for i, r in enumerate(land_groups(lake, landing, source, groups)):
+            reports, t1 = [], time.perf_counter()  # groups planned while landing runs (listing is timed)
+            for i, r in enumerate(land_groups(lake, landing, source, iter_chunk_days(landing, source, days))):
                 reports.append(r)
                 done = sum(x.records for x in reports)
-                say(f"  [{source}] {i + 1}/{len(groups)} {r.partition}: {r.records:,} records "
+                say(f"  [{source}] group {i + 1} {r.partition}: {r.records:,} records "
                     f"({done:,} so far, {done / (time.perf_counter() - t1):,.0f}/s, "
                     f"RSS peak {peak_rss_bytes() / 2**20:,.0f} MB)")
             tot = {k: sum(getattr(r, k) for r in reports)

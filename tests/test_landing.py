@@ -235,8 +235,9 @@ def test_landing_days_together_equals_landing_them_one_by_one(small_landing, tmp
 
 
 def test_land_groups_with_prefetch_equals_land_group_by_group(small_landing, tmp_path):
-    """The prefetching lander (next group parsed while this one MERGEs) changes no row and no count."""
-    from wattlake.landing import chunk_days, land, land_groups
+    """The prefetching lander (next group parsed while this one MERGEs, groups planned lazily on a
+    background thread, the group after next read ahead) changes no row and no count."""
+    from wattlake.landing import chunk_days, iter_chunk_days, land, land_groups
     from wattlake.registry import land_registry
 
     root, _ = small_landing
@@ -249,7 +250,9 @@ def test_land_groups_with_prefetch_equals_land_group_by_group(small_landing, tmp
         groups = chunk_days(root, source, days, max_bytes=1)  # one day per group: 3+ groups
         assert len(groups) >= 3
         singles = [land(seq, root, source, g, now=now) for g in groups]
-        streamed = list(land_groups(pre, root, source, groups, now=now))
+        assert list(iter_chunk_days(root, source, days, max_bytes=1)) == groups
+        streamed = list(land_groups(pre, root, source, iter_chunk_days(root, source, days, max_bytes=1), now=now))
+        assert [r.days for r in streamed] == [len(g) for g in groups]
         assert [r.partition for r in streamed] == [r.partition for r in singles]
         for a, b in zip(singles, streamed):
             for k in ("records", "landed", "duplicates", "quarantined", "corrected", "counter_resets", "reasons"):
@@ -259,6 +262,30 @@ def test_land_groups_with_prefetch_equals_land_group_by_group(small_landing, tmp
         a, b = seq.read(name), pre.read(name)
         cols = [c for c, t in a.schema.items() if not isinstance(t, (pl.List, pl.Struct))]
         assert a.sort(cols).equals(b.select(a.columns).sort(cols)), name
+
+
+@pytest.mark.parametrize("prefetch", [True, False])
+def test_land_groups_reports_a_planning_error_after_the_groups_before_it(small_landing, tmp_path, prefetch):
+    """A plan that fails part-way (a day folder vanished, a disk error) lands the groups before
+    the failure and then raises the planner's own error in the landing thread."""
+    from wattlake.landing import land_groups
+    from wattlake.registry import land_registry
+
+    root, _ = small_landing
+    lake = Lake(str(tmp_path / "lake"))
+    land_registry(lake, root)
+    days = sorted(p.name for p in (root / "device").iterdir() if p.is_dir())
+
+    def plan():
+        yield [days[0]]
+        raise OSError("landing folder went away")
+
+    it = land_groups(lake, root, "device", plan(), now=dt.datetime(2026, 1, 1), prefetch=prefetch)
+    first = next(it)
+    assert first.days == 1 and first.records > 0
+    with pytest.raises(OSError, match="went away"):
+        next(it)
+    assert lake.read(T.DEVICE_READINGS.name).height == first.landed
 
 
 def test_landing_applies_ip_retention_from_the_landing_time(small_landing, tmp_path):
