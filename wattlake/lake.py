@@ -405,7 +405,7 @@ def _drop_present(dt: DeltaTable, data: Frame, keys: list[str], partition: str) 
         return data, fresh
     cols = list(dict.fromkeys([*keys, partition]))
     present = pl.from_arrow(
-        dt.to_pyarrow_dataset(partitions=[(partition, "in", [str(v) for v in old])])
+        dt.to_pyarrow_dataset(file_pruning_predicate=[(partition, "in", [str(v) for v in old])])
         .to_table(columns=cols, filter=pc.field(partition).isin(old)))
     if present.height == 0:
         return data, fresh

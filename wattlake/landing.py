@@ -10,9 +10,10 @@ returns a :class:`LandingReport` whose counts add up,
 Idempotence: bronze tables are MERGEd insert-only on their natural key, quarantine on
 (source_file, line_no); landing the same files again inserts nothing.
 
-Many groups of days (:func:`chunk_days`) are landed by :func:`land_groups`, which reads and
-parses the next group while the current one is MERGEd; the result equals calling :func:`land`
-group by group.
+Many groups of days (:func:`chunk_days`, or lazily :func:`iter_chunk_days`) are landed by
+:func:`land_groups`, which reads and parses the next group while the current one is MERGEd, plans
+the groups on a background thread and has the kernel read the group after next; the result
+equals calling :func:`land` group by group.
 """
 
 from __future__ import annotations
