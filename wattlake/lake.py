@@ -424,7 +424,7 @@ def _check_columns(data: Frame, schema: pa.Schema) -> None:
         raise LakeError(f"data lacks columns {missing} of the table schema")
 
 
-def _to_arrow(data: pa.Table | pl.DataFrame, schema: pa.Schema) -> pa.Table:
+def _to_arrow(data: Frame, schema: pa.Schema) -> pa.Table:
     """Cast to the table schema, column order and types; a missing column is an error."""
     _check_columns(data, schema)
     arrow = (data.select(schema.names).to_arrow() if isinstance(data, pl.DataFrame)

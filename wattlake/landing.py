@@ -519,7 +519,10 @@ def land_groups(lake: Lake, landing_root: Path, source: str, groups: Iterable[Se
 
     def warm(k: int) -> None:  # let the kernel read group k from disk while earlier groups work
         def advise() -> None:
-            days = plan.get(k)
+            try:
+                days = plan.get(k)
+            except Exception:  # a planning error is raised by the landing loop, not here
+                return
             if days is not None:
                 advise_willneed([p for _, p in landing_files(root, source, days)])
 
