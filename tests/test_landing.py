@@ -225,6 +225,7 @@ def test_landing_days_together_equals_landing_them_one_by_one(small_landing, tmp
         assert [len(g) for g in chunk_days(root, source, days, max_bytes=1)] == [1] * len(days)
         singles = [land(one, root, source, d) for d in days]
         batch = land(together, root, source, days)
+        assert batch.days == len(days) and all(r.days == 1 for r in singles)
         for k in ("records", "landed", "duplicates", "quarantined", "corrected", "counter_resets"):
             assert getattr(batch, k) == sum(getattr(r, k) for r in singles), (source, k)
     for name in one.tables():

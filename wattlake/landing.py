@@ -321,7 +321,7 @@ def land_inverter(lake: Lake, landing_root: Path, days: Sequence[str], now: dt.d
 def _prepare_inverter(lake: Lake, landing_root: Path, days: Sequence[str], now: dt.datetime) -> Commit:
     """Read, decode and validate (no lake writes); the returned commit flags, MERGEs and counts."""
     files = landing_files(landing_root, "inverter", days)
-    report = LandingReport("inverter", _label(days), files=len(files))
+    report = LandingReport("inverter", _label(days), files=len(files), days=len(days))
     lines, enc_rejects = read_lines(files)
     report.records = lines.height + enc_rejects.height
     parsed = parse_inverter_lines(lines, _systems(lake).select("serial", "system_id"), now)
@@ -405,7 +405,7 @@ def _prepare_meter(lake: Lake, landing_root: Path, days: Sequence[str], now: dt.
     from wattlake.parsing.p1 import parse_p1_buffer
 
     files = landing_files(landing_root, "meter", days)
-    report = LandingReport("meter", _label(days), files=len(files))
+    report = LandingReport("meter", _label(days), files=len(files), days=len(days))
     buf, file_starts = read_buffer(files)  # the bytes as read: no Python string per file
     readings, p1_rejects = parse_p1_buffer(buf, file_starts, [name for name, _ in files])
     del buf
@@ -443,7 +443,7 @@ def land_device(lake: Lake, landing_root: Path, days: Sequence[str], now: dt.dat
 
 def _prepare_device(lake: Lake, landing_root: Path, days: Sequence[str], now: dt.datetime) -> Commit:
     files = landing_files(landing_root, "device", days)
-    report = LandingReport("device", _label(days), files=len(files))
+    report = LandingReport("device", _label(days), files=len(files), days=len(days))
     lines, enc_rejects = read_lines(files)
     report.records = lines.height + enc_rejects.height
     parsed = parse_device_lines(lines, _systems(lake).select("em_id", "system_id"), now)
@@ -459,7 +459,7 @@ def land_weather(lake: Lake, landing_root: Path, days: Sequence[str], now: dt.da
 
 def _prepare_weather(lake: Lake, landing_root: Path, days: Sequence[str], now: dt.datetime) -> Commit:
     files = landing_files(landing_root, "weather", days)
-    report = LandingReport("weather", _label(days), files=len(files))
+    report = LandingReport("weather", _label(days), files=len(files), days=len(days))
     lines, enc_rejects = read_lines(files)
     stations = lake.read(T.STATIONS.name).get_column("station_id") if lake.exists(T.STATIONS.name) else None
     parsed: Parsed = parse_knmi_lines(lines, stations)
@@ -484,7 +484,6 @@ def land(lake: Lake, landing_root: Path, source: str, days: str | Sequence[str],
     """Land one source for one landing day or a list of them; see the module docstring."""
     days = [days] if isinstance(days, str) else list(days)
     report = LANDERS[source](lake, Path(landing_root), days, now)
-    report.days = len(days)
     log.info(report.summary())
     return report
 
@@ -511,9 +510,8 @@ def land_groups(lake: Lake, landing_root: Path, source: str, groups: Iterable[Se
     def start(days: list[str]) -> Commit:
         return prepare(lake, root, days, now or _utc_now())
 
-    def finish(days: list[str], commit: Commit) -> LandingReport:
+    def finish(commit: Commit) -> LandingReport:
         report = commit()
-        report.days = len(days)
         log.info(report.summary())
         return report
 
@@ -535,7 +533,7 @@ def land_groups(lake: Lake, landing_root: Path, source: str, groups: Iterable[Se
     if not prefetch:
         k = 0
         while current is not None:
-            yield finish(current, start(current))
+            yield finish(start(current))
             k += 1
             current = plan.get(k)
         return
@@ -552,7 +550,7 @@ def land_groups(lake: Lake, landing_root: Path, source: str, groups: Iterable[Se
             if following is not None:
                 pending = pool.submit(start, following)
                 warm(k + 2)
-            report = finish(current, commit)
+            report = finish(commit)
             del commit
             yield report
             current, k = following, k + 1
