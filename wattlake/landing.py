@@ -32,9 +32,10 @@ import polars as pl
 
 from wattlake import tables as T
 from wattlake.lake import Lake
-from wattlake.parsing.device import parse_device_lines
-from wattlake.parsing.inverter import flag_inverter_readings, future_limit, parse_inverter_lines
-from wattlake.parsing.lines import Parsed, advise_willneed, file_sizes, read_buffer, read_lines, rejects_from
+from wattlake.parsing.device import parse_device_buffer
+from wattlake.parsing.inverter import flag_inverter_readings, future_limit, parse_inverter_buffer
+from wattlake.parsing.lines import (LineBuffer, Parsed, advise_willneed, file_sizes, read_buffer, read_lines,
+                                    rejects_from)
 from wattlake.parsing.weather import parse_knmi_lines
 
 log = logging.getLogger(__name__)
@@ -322,12 +323,10 @@ def _prepare_inverter(lake: Lake, landing_root: Path, days: Sequence[str], now: 
     """Read, decode and validate (no lake writes); the returned commit flags, MERGEs and counts."""
     files = landing_files(landing_root, "inverter", days)
     report = LandingReport("inverter", _label(days), files=len(files), days=len(days))
-    lines, enc_rejects = read_lines(files)
-    report.records = lines.height + enc_rejects.height
-    parsed = parse_inverter_lines(lines, _systems(lake).select("serial", "system_id"), now)
-    del lines
+    parsed = parse_inverter_buffer(LineBuffer.read(files), _systems(lake).select("serial", "system_id"), now)
+    report.records = parsed.records  # encoding rejects included
     good = first_per_key(_file_ordered(parsed.good), T.INVERTER_READINGS.keys)
-    rejects = pl.concat([enc_rejects, parsed.rejects])
+    rejects = parsed.rejects
     valid_rows = parsed.good.height
     del parsed
 
@@ -444,10 +443,9 @@ def land_device(lake: Lake, landing_root: Path, days: Sequence[str], now: dt.dat
 def _prepare_device(lake: Lake, landing_root: Path, days: Sequence[str], now: dt.datetime) -> Commit:
     files = landing_files(landing_root, "device", days)
     report = LandingReport("device", _label(days), files=len(files), days=len(days))
-    lines, enc_rejects = read_lines(files)
-    report.records = lines.height + enc_rejects.height
-    parsed = parse_device_lines(lines, _systems(lake).select("em_id", "system_id"), now)
-    rejects = pl.concat([enc_rejects, parsed.rejects])
+    parsed = parse_device_buffer(LineBuffer.read(files), _systems(lake).select("em_id", "system_id"), now)
+    report.records = parsed.records  # encoding rejects included
+    rejects = parsed.rejects
     good = _stamp(parsed.good, now)
     return lambda: _finish(lake, T.DEVICE_READINGS, report, good, rejects, now)
 

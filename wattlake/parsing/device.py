@@ -11,11 +11,13 @@ Reasons: ``invalid_json``, ``invalid_type:<name>``, ``missing_field:<name>``, ``
 from __future__ import annotations
 
 import datetime as dt
+from typing import Callable
 
 import polars as pl
 
 from wattlake.parsing.inverter import future_limit, with_utc_and_offset
-from wattlake.parsing.lines import Parsed, decode_json_lines, first_match, rejects_from
+from wattlake.parsing.lines import (LineBuffer, Parsed, decode_json_buffer, decode_json_lines, first_match,
+                                    rejects_from)
 
 DEVICE_TYPES = ("ev_charger", "heat_pump")
 LINE_TYPE = pl.Struct({
@@ -32,6 +34,18 @@ def parse_device_lines(lines: pl.DataFrame, em_to_system: pl.DataFrame, now_utc:
     energy_total_kwh [kWh], source_file, line_no.
     """
     decoded, rejects = decode_json_lines(lines, LINE_TYPE)
+    return _validate(decoded, rejects, lines.height, em_to_system, now_utc, lambda rows: rows)
+
+
+def parse_device_buffer(lb: LineBuffer, em_to_system: pl.DataFrame, now_utc: dt.datetime) -> Parsed:
+    """:func:`parse_device_lines` for landing files read into a :class:`LineBuffer` (the same result,
+    decoded mostly by the compiled fast path); ``records`` counts encoding rejects too."""
+    d = decode_json_buffer(lb, LINE_TYPE)
+    return _validate(d.frame, d.rejects, d.records, em_to_system, now_utc, d.with_raw)
+
+
+def _validate(decoded: pl.DataFrame, rejects: pl.DataFrame, records: int, em_to_system: pl.DataFrame,
+              now_utc: dt.datetime, with_raw: Callable[[pl.DataFrame], pl.DataFrame]) -> Parsed:
     frame = with_utc_and_offset(decoded).with_columns(
         pl.col("source_file").str.extract(r"([^/]+)\.jsonl$").alias("em_id"),
     ).join(em_to_system.select("em_id", "system_id"), on="em_id", how="left")
@@ -50,4 +64,4 @@ def parse_device_lines(lines: pl.DataFrame, em_to_system: pl.DataFrame, now_utc:
         "system_id", "device_type", "ts_utc", "utc_offset_min", "power_w", "energy_total_kwh",
         "source_file", "line_no",
     )
-    return Parsed(good, pl.concat([rejects, rejects_from(frame.filter(bad), pl.col("_reason"))]), lines.height)
+    return Parsed(good, pl.concat([rejects, rejects_from(with_raw(frame.filter(bad)), pl.col("_reason"))]), records)

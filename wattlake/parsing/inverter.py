@@ -26,10 +26,12 @@ energy counter and multiplied by 1000; ``counter_reset`` — the lifetime counte
 from __future__ import annotations
 
 import datetime as dt
+from typing import Callable
 
 import polars as pl
 
-from wattlake.parsing.lines import Parsed, decode_json_lines, first_match, rejects_from
+from wattlake.parsing.lines import (LineBuffer, Parsed, decode_json_buffer, decode_json_lines, first_match,
+                                    rejects_from)
 
 FUTURE_TOLERANCE = dt.timedelta(minutes=10)
 #: below this ac_power_w is an error, not night-time standby draw [W]
@@ -109,6 +111,19 @@ def parse_inverter_lines(lines: pl.DataFrame, serial_to_system: pl.DataFrame,
         [kWh], dc, temperature_c [degC], status, remote_ip, source_file, line_no.
     """
     decoded, rejects = decode_json_lines(lines, MESSAGE_TYPE)
+    return _validate(decoded, rejects, lines.height, serial_to_system, now_utc, lambda rows: rows)
+
+
+def parse_inverter_buffer(lb: LineBuffer, serial_to_system: pl.DataFrame, now_utc: dt.datetime) -> Parsed:
+    """:func:`parse_inverter_lines` for landing files read into a :class:`LineBuffer`: the same
+    result, decoded mostly by the compiled fast path (:func:`~wattlake.parsing.lines.decode_json_buffer`);
+    ``records`` counts encoding rejects too."""
+    d = decode_json_buffer(lb, MESSAGE_TYPE)
+    return _validate(d.frame, d.rejects, d.records, serial_to_system, now_utc, d.with_raw)
+
+
+def _validate(decoded: pl.DataFrame, rejects: pl.DataFrame, records: int, serial_to_system: pl.DataFrame,
+              now_utc: dt.datetime, with_raw: Callable[[pl.DataFrame], pl.DataFrame]) -> Parsed:
     frame = with_utc_and_offset(decoded).join(serial_to_system.select("serial", "system_id"), on="serial", how="left")
     limit = future_limit(now_utc)
     checks = [(pl.col(f).is_null(), f"missing_field:{f}") for f in REQUIRED]
@@ -124,8 +139,8 @@ def parse_inverter_lines(lines: pl.DataFrame, serial_to_system: pl.DataFrame,
         "system_id", "ts_utc", "utc_offset_min", "ac_power_w", "ac_energy_total_kwh", "dc",
         "temperature_c", "status", "remote_ip", "source_file", "line_no",
     )
-    all_rejects = pl.concat([rejects, rejects_from(frame.filter(bad), pl.col("_reason"))])
-    return Parsed(good, all_rejects, lines.height)
+    all_rejects = pl.concat([rejects, rejects_from(with_raw(frame.filter(bad)), pl.col("_reason"))])
+    return Parsed(good, all_rejects, records)
 
 
 def flag_inverter_readings(readings: pl.DataFrame, previous: pl.DataFrame | None = None) -> pl.DataFrame:

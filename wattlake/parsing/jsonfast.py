@@ -1,0 +1,419 @@
+"""A compiled fast path for JSON lines of a known, flat shape; every other line goes the full way.
+
+Polars' ``str.json_decode`` builds a document tree per line and then converts it: about 1 M
+inverter lines per second per thread, the largest single cost of landing. The stick and energy
+manager messages, however, are small objects with a fixed set of keys. :func:`scan` reads such
+lines straight from the landing buffer into typed arrays (one pass, no tree, no Python per
+line) and accepts a line only when its result is certain to be what Polars would decode:
+
+- the line is one JSON object (JSON whitespace around tokens allowed) whose keys are all in the
+  schema, each at most once;
+- text values hold no escape (``\\``) and no control character, so the bytes are the value;
+- numbers are plain JSON numbers of at most 15 significant digits and no exponent: the mantissa
+  and the power of ten are then exact doubles, so one division gives the correctly rounded value
+  (Clinger's fast path, the one Polars' JSON parser takes for them too); an integer keeps its
+  sign rules (``-0`` is ``0.0``, ``-0.0`` is ``-0.0``); ``Int8`` fields take integers in range;
+- ``null`` is null, an absent key is null, a list of objects holds objects (not ``null``).
+
+Anything else — ``true`` where a number belongs, an escaped quote, an exponent, an unknown key, a
+truncated line — is left to :func:`~wattlake.parsing.lines.decode_json_lines`, which decodes it or
+rejects it with a reason, exactly as before. The fast path therefore changes speed, not results;
+``tests/test_jsonfast.py`` checks it against Polars on fuzzed lines.
+
+Supported schemas: fields of ``Utf8``, ``Float64`` and at most one ``List(Struct)`` whose fields are
+``Float64`` or ``Int8`` (:class:`Shape` checks this).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+from numba import njit
+
+STR, F64, I8, LIST = 0, 1, 2, 3
+_KIND = {pl.Utf8: STR, pl.Float64: F64, pl.Int8: I8}
+#: 10**k for the exact fast path (k <= 15 here; 10**22 is the largest exact double power of ten)
+_POW10 = np.array([10.0 ** k for k in range(23)], dtype=np.float64)
+#: at most this many significant digits: the mantissa stays below 2**53, so it is exact
+MAX_DIGITS = 15
+#: list elements provisioned per line before the scan (a line beyond the total falls back)
+ELEMENTS_PER_LINE = 4
+
+
+@dataclass(frozen=True)
+class Shape:
+    """A Polars struct dtype in the form :func:`scan` reads."""
+
+    names: list[str]
+    kinds: np.ndarray       # int8 per field: STR, F64, LIST
+    key_bytes: np.ndarray   # uint8 [fields, longest name], zero padded
+    key_len: np.ndarray     # int64 per field
+    sub_names: list[str]
+    sub_kinds: np.ndarray   # int8 per list-element field: F64, I8
+    sub_key_bytes: np.ndarray
+    sub_key_len: np.ndarray
+
+    @classmethod
+    def of(cls, dtype: pl.Struct) -> "Shape":
+        names, kinds, sub = [], [], None
+        for f in dtype.fields:
+            if isinstance(f.dtype, pl.List) and isinstance(f.dtype.inner, pl.Struct) and sub is None:
+                sub = f.dtype.inner
+                kinds.append(LIST)
+            elif f.dtype in (pl.Utf8, pl.Float64):
+                kinds.append(_KIND[f.dtype])
+            else:
+                raise ValueError(f"jsonfast: field {f.name!r} of type {f.dtype} is not supported")
+            names.append(f.name)
+        sub_names, sub_kinds = [], []
+        for f in (sub.fields if sub is not None else []):
+            if f.dtype not in (pl.Float64, pl.Int8):
+                raise ValueError(f"jsonfast: list field {f.name!r} of type {f.dtype} is not supported")
+            sub_names.append(f.name)
+            sub_kinds.append(_KIND[f.dtype])
+        kb, kl = _keys(names)
+        sb, sl = _keys(sub_names)
+        return cls(names, np.array(kinds, dtype=np.int8), kb, kl, sub_names,
+                   np.array(sub_kinds, dtype=np.int8), sb, sl)
+
+
+def _keys(names: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    raw = [n.encode() for n in names]
+    out = np.zeros((len(raw), max((len(r) for r in raw), default=1)), dtype=np.uint8)
+    for i, r in enumerate(raw):  # loop over schema fields
+        out[i, :len(r)] = np.frombuffer(r, dtype=np.uint8)
+    return out, np.array([len(r) for r in raw], dtype=np.int64)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _ws(buf, i, e):  # pragma: no cover - compiled
+    while i < e:
+        c = buf[i]
+        if c == 32 or c == 9 or c == 10 or c == 13:
+            i += 1
+        else:
+            break
+    return i
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _string_end(buf, i, e):  # pragma: no cover - compiled
+    """buf[i] is a quote: the index of the closing quote, or -1 (escape, control byte, no end)."""
+    j = i + 1
+    while j < e:
+        c = buf[j]
+        if c == 34:
+            return j
+        if c == 92 or c < 32:
+            return -1
+        j += 1
+    return -1
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _is_null(buf, i, e):  # pragma: no cover - compiled
+    return i + 4 <= e and buf[i] == 110 and buf[i + 1] == 117 and buf[i + 2] == 108 and buf[i + 3] == 108
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _number(buf, i, e, pow10):  # pragma: no cover - compiled
+    """A JSON number at i: (next index or -1, value, integral, integer value)."""
+    neg = False
+    if i < e and buf[i] == 45:
+        neg = True
+        i += 1
+    if i >= e:
+        return -1, 0.0, False, 0
+    mant = 0
+    ndig = 0
+    c = buf[i]
+    if c == 48:
+        i += 1
+        if i < e and 48 <= buf[i] <= 57:
+            return -1, 0.0, False, 0  # leading zero: not JSON
+    elif 49 <= c <= 57:
+        while i < e and 48 <= buf[i] <= 57:
+            mant = mant * 10 + (buf[i] - 48)
+            ndig += 1
+            i += 1
+            if ndig > 15:
+                return -1, 0.0, False, 0
+    else:
+        return -1, 0.0, False, 0
+    frac = 0
+    integral = True
+    if i < e and buf[i] == 46:
+        integral = False
+        i += 1
+        if not (i < e and 48 <= buf[i] <= 57):
+            return -1, 0.0, False, 0
+        while i < e and 48 <= buf[i] <= 57:
+            mant = mant * 10 + (buf[i] - 48)
+            ndig += 1
+            frac += 1
+            i += 1
+            if ndig > 15:
+                return -1, 0.0, False, 0
+    if i < e and (buf[i] == 101 or buf[i] == 69):
+        return -1, 0.0, False, 0  # exponent: left to the full decoder
+    if integral:
+        iv = -mant if neg else mant
+        return i, float(iv), True, iv
+    v = mant / pow10[frac]
+    return i, (-v if neg else v), False, 0
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _key(buf, lo, hi, key_bytes, key_len, hint):  # pragma: no cover - compiled
+    """The field whose name is buf[lo:hi], or -1; field ``hint`` (the schema's next) is tried first."""
+    n = hi - lo
+    nf = key_len.size
+    for t in range(nf):
+        f = hint + t
+        if f >= nf:
+            f -= nf
+        if key_len[f] != n:
+            continue
+        same = True
+        for j in range(n):
+            if buf[lo + j] != key_bytes[f, j]:
+                same = False
+                break
+        if same:
+            return f
+    return -1
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _element(buf, i, e, pos, sub_kinds, sub_key_bytes, sub_key_len, sub_val, sub_ok, pow10):  # pragma: no cover
+    """An object of the list element shape at i (buf[i] == '{') into row ``pos``: next index or -1."""
+    for f in range(sub_kinds.size):
+        sub_ok[pos, f] = False
+    seen = 0
+    hint = 0
+    i = _ws(buf, i + 1, e)
+    if i < e and buf[i] == 125:
+        return i + 1
+    while True:
+        if i >= e or buf[i] != 34:
+            return -1
+        k = _string_end(buf, i, e)
+        if k < 0:
+            return -1
+        f = _key(buf, i + 1, k, sub_key_bytes, sub_key_len, hint)
+        if f < 0 or (seen >> f) & 1:
+            return -1
+        seen |= 1 << f
+        hint = f + 1
+        i = _ws(buf, k + 1, e)
+        if i >= e or buf[i] != 58:
+            return -1
+        i = _ws(buf, i + 1, e)
+        if _is_null(buf, i, e):
+            i += 4
+        else:
+            nxt, v, integral, iv = _number(buf, i, e, pow10)
+            if nxt < 0:
+                return -1
+            if sub_kinds[f] == 2:  # Int8
+                if not integral or iv < -128 or iv > 127:
+                    return -1
+                sub_val[pos, f] = float(iv)
+            else:
+                sub_val[pos, f] = v
+            sub_ok[pos, f] = True
+            i = nxt
+        i = _ws(buf, i, e)
+        if i < e and buf[i] == 44:
+            i = _ws(buf, i + 1, e)
+            continue
+        if i < e and buf[i] == 125:
+            return i + 1
+        return -1
+
+
+@njit(cache=True, nogil=True)
+def _line(buf, i, e, r, kinds, key_bytes, key_len, str_lo, str_hi, num, num_ok, n_items,
+          sub_kinds, sub_key_bytes, sub_key_len, sub_val, sub_ok, pos, pow10):  # pragma: no cover
+    """Line r (bytes [i, e)) into row r: (accepted, list elements written)."""
+    for f in range(kinds.size):
+        str_lo[r, f] = -1
+        num_ok[r, f] = False
+    n_items[r] = -1
+    start = pos
+    i = _ws(buf, i, e)
+    if i >= e or buf[i] != 123:
+        return False, 0
+    seen = 0
+    hint = 0
+    i = _ws(buf, i + 1, e)
+    if i < e and buf[i] == 125:
+        return _ws(buf, i + 1, e) == e, 0
+    while True:
+        if i >= e or buf[i] != 34:
+            return False, 0
+        k = _string_end(buf, i, e)
+        if k < 0:
+            return False, 0
+        f = _key(buf, i + 1, k, key_bytes, key_len, hint)
+        if f < 0 or (seen >> f) & 1:
+            return False, 0
+        seen |= 1 << f
+        hint = f + 1
+        i = _ws(buf, k + 1, e)
+        if i >= e or buf[i] != 58:
+            return False, 0
+        i = _ws(buf, i + 1, e)
+        kind = kinds[f]
+        if _is_null(buf, i, e):
+            i += 4
+        elif kind == 0:  # text
+            if i >= e or buf[i] != 34:
+                return False, 0
+            k = _string_end(buf, i, e)
+            if k < 0:
+                return False, 0
+            str_lo[r, f] = i + 1
+            str_hi[r, f] = k
+            i = k + 1
+        elif kind == 1:  # Float64
+            nxt, v, integral, iv = _number(buf, i, e, pow10)
+            if nxt < 0:
+                return False, 0
+            num[r, f] = v
+            num_ok[r, f] = True
+            i = nxt
+        else:  # list of objects
+            if i >= e or buf[i] != 91:
+                return False, 0
+            count = 0
+            i = _ws(buf, i + 1, e)
+            if i < e and buf[i] == 93:
+                i += 1
+            else:
+                while True:
+                    if i >= e or buf[i] != 123 or pos >= sub_val.shape[0]:
+                        return False, 0
+                    i = _element(buf, i, e, pos, sub_kinds, sub_key_bytes, sub_key_len, sub_val, sub_ok, pow10)
+                    if i < 0:
+                        return False, 0
+                    pos += 1
+                    count += 1
+                    i = _ws(buf, i, e)
+                    if i < e and buf[i] == 44:
+                        i = _ws(buf, i + 1, e)
+                        continue
+                    if i < e and buf[i] == 93:
+                        i += 1
+                        break
+                    return False, 0
+            n_items[r] = count
+        i = _ws(buf, i, e)
+        if i < e and buf[i] == 44:
+            i = _ws(buf, i + 1, e)
+            continue
+        if i < e and buf[i] == 125:
+            if _ws(buf, i + 1, e) != e:
+                return False, 0
+            return True, pos - start
+        return False, 0
+
+
+@njit(cache=True, nogil=True)
+def _scan(buf, starts, ends, kinds, key_bytes, key_len, str_lo, str_hi, num, num_ok, n_items,
+          sub_kinds, sub_key_bytes, sub_key_len, sub_val, sub_ok, ok, pow10):  # pragma: no cover
+    pos = 0
+    for r in range(starts.size):
+        accepted, used = _line(buf, starts[r], ends[r], r, kinds, key_bytes, key_len, str_lo, str_hi,
+                               num, num_ok, n_items, sub_kinds, sub_key_bytes, sub_key_len, sub_val,
+                               sub_ok, pos, pow10)
+        ok[r] = accepted
+        if accepted:
+            pos += used  # a rejected line's elements are overwritten by the next line's
+    return pos
+
+
+@njit(cache=True, nogil=True)
+def _gather_text(buf, lo, hi, rows, offsets, out):  # pragma: no cover - compiled
+    at = 0
+    for j in range(rows.size):
+        r = rows[j]
+        offsets[j] = at
+        if lo[r] >= 0:
+            for b in range(lo[r], hi[r]):
+                out[at] = buf[b]
+                at += 1
+    offsets[rows.size] = at
+
+
+def _validity(ok: np.ndarray) -> pa.Buffer | None:
+    return None if ok.all() else pa.py_buffer(np.packbits(ok, bitorder="little"))
+
+
+def _text(buf: np.ndarray, lo: np.ndarray, hi: np.ndarray, rows: np.ndarray) -> pa.Array:
+    lo_r, hi_r = lo[rows], hi[rows]
+    valid = lo_r >= 0
+    out = np.empty(int(np.where(valid, hi_r - lo_r, 0).sum()), dtype=np.uint8)
+    offsets = np.empty(rows.size + 1, dtype=np.int64)
+    _gather_text(buf, lo, hi, rows, offsets, out)
+    return pa.LargeStringArray.from_buffers(rows.size, pa.py_buffer(offsets), pa.py_buffer(out),
+                                            _validity(valid), int((~valid).sum()))
+
+
+def _numbers(values: np.ndarray, ok: np.ndarray, typ: pa.DataType) -> pa.Array:
+    values = np.ascontiguousarray(values.astype(typ.to_pandas_dtype(), copy=False))
+    return pa.Array.from_buffers(typ, values.size, [_validity(ok), pa.py_buffer(values)], int((~ok).sum()))
+
+
+@dataclass
+class Scanned:
+    """Lines decoded by the fast path: ``frame`` (one column per schema field, in line order) for
+    the lines ``rows``; every other line (``fallback``) needs the full decoder."""
+
+    frame: pl.DataFrame
+    rows: np.ndarray
+    fallback: np.ndarray
+
+
+def scan(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, dtype: pl.Struct) -> Scanned:
+    """Decode lines ``buf[starts[i]:ends[i]]`` (UTF-8 bytes) as objects of ``dtype`` where the fast
+    path is certain (see the module docstring); the columns equal ``str.json_decode(dtype)``'s."""
+    shape = Shape.of(dtype)
+    n, nf, ns = starts.size, len(shape.names), len(shape.sub_names)
+    str_lo = np.empty((n, nf), dtype=np.int64)
+    str_hi = np.empty((n, nf), dtype=np.int64)
+    num = np.zeros((n, nf), dtype=np.float64)
+    num_ok = np.empty((n, nf), dtype=np.bool_)
+    n_items = np.empty(n, dtype=np.int64)
+    cap = n * ELEMENTS_PER_LINE if ns else 0
+    sub_val = np.zeros((cap, max(ns, 1)), dtype=np.float64)
+    sub_ok = np.zeros((cap, max(ns, 1)), dtype=np.bool_)
+    ok = np.empty(n, dtype=np.bool_)
+    used = _scan(buf, np.ascontiguousarray(starts, dtype=np.int64), np.ascontiguousarray(ends, dtype=np.int64),
+                 shape.kinds, shape.key_bytes, shape.key_len, str_lo, str_hi, num, num_ok, n_items,
+                 shape.sub_kinds, shape.sub_key_bytes, shape.sub_key_len, sub_val, sub_ok, ok, _POW10)
+    rows = np.flatnonzero(ok)
+    columns = {}
+    for f, (name, kind) in enumerate(zip(shape.names, shape.kinds)):  # loop over schema fields
+        if kind == STR:
+            columns[name] = _text(buf, str_lo[:, f], str_hi[:, f], rows)
+        elif kind == F64:
+            columns[name] = _numbers(num[rows, f], num_ok[rows, f], pa.float64())
+        else:
+            counts = n_items[rows]
+            offsets = np.zeros(rows.size + 1, dtype=np.int64)
+            np.cumsum(np.maximum(counts, 0), out=offsets[1:])
+            assert offsets[-1] == used, "jsonfast: list elements out of step"  # internal invariant
+            fields = [pa.field(s, pa.int8() if k == I8 else pa.float64())
+                      for s, k in zip(shape.sub_names, shape.sub_kinds)]
+            children = [_numbers(sub_val[:used, j], sub_ok[:used, j], fields[j].type) for j in range(ns)]
+            struct = pa.StructArray.from_arrays(children, fields=fields)
+            lists = counts >= 0
+            columns[name] = pa.LargeListArray.from_arrays(
+                pa.array(offsets), struct, mask=None if lists.all() else pa.array(~lists))
+    frame = pl.from_arrow(pa.table(columns)) if rows.size else pl.DataFrame(schema=dict(dtype.to_schema()))
+    frame = frame.cast(dict(dtype.to_schema()))
+    return Scanned(frame, rows, np.flatnonzero(~ok))
