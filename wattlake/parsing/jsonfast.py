@@ -324,7 +324,7 @@ def _line(buf, i, e, r, kinds, key_bytes, key_len, str_lo, str_hi, num, num_ok, 
 
 @njit(cache=True, nogil=True)
 def _scan(buf, starts, ends, kinds, key_bytes, key_len, str_lo, str_hi, num, num_ok, n_items,
-          sub_kinds, sub_key_bytes, sub_key_len, sub_val, sub_ok, ok, pow10):  # pragma: no cover
+          sub_kinds, sub_key_bytes, sub_key_len, sub_val, sub_ok, ok, pow10, slot, text, text_at, text_end):  # pragma: no cover
     pos = 0
     for r in range(starts.size):
         accepted, used = _line(buf, starts[r], ends[r], r, kinds, key_bytes, key_len, str_lo, str_hi,
@@ -333,33 +333,32 @@ def _scan(buf, starts, ends, kinds, key_bytes, key_len, str_lo, str_hi, num, num
         ok[r] = accepted
         if accepted:
             pos += used  # a rejected line's elements are overwritten by the next line's
+            # copy its text values out now, while the line is in cache (a second pass over the
+            # buffer costs a cache miss per line and field)
+            for f in range(kinds.size):
+                k = slot[f]
+                if k < 0:
+                    continue
+                t = text_end[k]
+                text_at[r, k] = t
+                lo = str_lo[r, f]
+                if lo >= 0:
+                    for j in range(lo, str_hi[r, f]):
+                        text[k, t] = buf[j]
+                        t += 1
+                    text_end[k] = t
     return pos
-
-
-@njit(cache=True, nogil=True)
-def _gather_text(buf, lo, hi, rows, offsets, out):  # pragma: no cover - compiled
-    at = 0
-    for j in range(rows.size):
-        r = rows[j]
-        offsets[j] = at
-        if lo[r] >= 0:
-            for b in range(lo[r], hi[r]):
-                out[at] = buf[b]
-                at += 1
-    offsets[rows.size] = at
 
 
 def _validity(ok: np.ndarray) -> pa.Buffer | None:
     return None if ok.all() else pa.py_buffer(np.packbits(ok, bitorder="little"))
 
 
-def _text(buf: np.ndarray, lo: np.ndarray, hi: np.ndarray, rows: np.ndarray) -> pa.Array:
-    lo_r, hi_r = lo[rows], hi[rows]
-    valid = lo_r >= 0
-    out = np.empty(int(np.where(valid, hi_r - lo_r, 0).sum()), dtype=np.uint8)
-    offsets = np.empty(rows.size + 1, dtype=np.int64)
-    _gather_text(buf, lo, hi, rows, offsets, out)
-    return pa.LargeStringArray.from_buffers(rows.size, pa.py_buffer(offsets), pa.py_buffer(out),
+def _text(text: np.ndarray, at: np.ndarray, end: int, valid: np.ndarray) -> pa.Array:
+    offsets = np.empty(at.size + 1, dtype=np.int64)
+    offsets[:-1] = at
+    offsets[-1] = end
+    return pa.LargeStringArray.from_buffers(at.size, pa.py_buffer(offsets), pa.py_buffer(text[:end]),
                                             _validity(valid), int((~valid).sum()))
 
 
@@ -392,14 +391,24 @@ def scan(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, dtype: pl.Struct
     sub_val = np.zeros((cap, max(ns, 1)), dtype=np.float64)
     sub_ok = np.zeros((cap, max(ns, 1)), dtype=np.bool_)
     ok = np.empty(n, dtype=np.bool_)
+    slot = np.cumsum(shape.kinds == STR) - 1
+    slot[shape.kinds != STR] = -1
+    n_text = int((shape.kinds == STR).sum())
+    # the text values of accepted lines, back to back per field: never more than the buffer holds,
+    # and pages never written are never allocated
+    text = np.empty((n_text, max(int(buf.size), 1)), dtype=np.uint8)
+    text_at = np.empty((n, max(n_text, 1)), dtype=np.int64)
+    text_end = np.zeros(max(n_text, 1), dtype=np.int64)
     used = _scan(buf, np.ascontiguousarray(starts, dtype=np.int64), np.ascontiguousarray(ends, dtype=np.int64),
                  shape.kinds, shape.key_bytes, shape.key_len, str_lo, str_hi, num, num_ok, n_items,
-                 shape.sub_kinds, shape.sub_key_bytes, shape.sub_key_len, sub_val, sub_ok, ok, _POW10)
+                 shape.sub_kinds, shape.sub_key_bytes, shape.sub_key_len, sub_val, sub_ok, ok, _POW10,
+                 slot.astype(np.int64), text, text_at, text_end)
     rows = np.flatnonzero(ok)
     columns = {}
     for f, (name, kind) in enumerate(zip(shape.names, shape.kinds)):  # loop over schema fields
         if kind == STR:
-            columns[name] = _text(buf, str_lo[:, f], str_hi[:, f], rows)
+            k = slot[f]
+            columns[name] = _text(text[k], text_at[rows, k], int(text_end[k]), str_lo[rows, f] >= 0)
         elif kind == F64:
             columns[name] = _numbers(num[rows, f], num_ok[rows, f], pa.float64())
         else:
