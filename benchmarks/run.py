@@ -135,6 +135,15 @@ def startup() -> float:
     for buf in (line, line.copy()):  # read-only and writable buffers are two compiled variants
         bytescan.positions(buf, 10), bytescan.files_with_non_ascii(buf, np.array([0, buf.size]))
         bytescan.has_non_ascii(buf)
+    try:  # the JSON fast path (inverter and device lines), where this version of wattlake has it
+        from wattlake.parsing import jsonfast
+        from wattlake.parsing.inverter import MESSAGE_TYPE
+    except ImportError:
+        pass
+    else:
+        msg = np.frombuffer(b'{"serial":"x"}', dtype=np.uint8)
+        for buf in (msg, msg.copy()):
+            jsonfast.scan(buf, np.array([0]), np.array([buf.size]), MESSAGE_TYPE)
     return time.perf_counter() - t0
 
 
