@@ -5,6 +5,7 @@
 ``wattlake subject restrict|object <id> [--lift]``   set (or lift) the restriction/objection flag
 ``wattlake subject consent <id> --grant|--withdraw`` research-sharing consent
 ``wattlake subject erase <id>``                      erase from every table, version, log and Dagster storage
+``wattlake subject scrub-landing [--landing DIR]``   remove erased subjects' records from the landing folder
 ``wattlake retention [--dry-run] [--now ISO]``       apply the retention policy
 
 Output is request ids, counts and paths: never personal data, never a value given to ``--set``.
@@ -103,6 +104,21 @@ def cmd_erase(args) -> int:
     return 0
 
 
+def cmd_scrub_landing(args) -> int:
+    from pipelines.resources import landing_root
+    from wattlake.privacy import scrub_landing
+
+    landing = landing_root(args.landing)
+    if not landing.is_dir():
+        _say(f"landing folder {landing} not found (pass --landing or set WATTLAKE_LANDING)")
+        return 2
+    t0 = time.perf_counter()
+    done = scrub_landing(Lake.from_env(args.lake), landing)
+    _say(f"scrub-landing {landing}: {done.files_deleted:,} files deleted, {done.files_rewritten:,} rewritten "
+         f"({done.lines_removed:,} lines removed) in {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
 def cmd_retention(args) -> int:
     from wattlake.retention import apply_retention
 
@@ -154,6 +170,11 @@ def register(sub) -> None:
     x.add_argument("subject_id")
     x.add_argument("--landing", help="landing folder (default $WATTLAKE_LANDING or ./landing)")
     x.set_defaults(func=cmd_erase)
+
+    sc = ss.add_parser("scrub-landing", help="remove every erased subject's records from the landing folder "
+                                             "(files that arrived after, or were not reachable during, an erasure)")
+    sc.add_argument("--landing", help="landing folder (default $WATTLAKE_LANDING or ./landing)")
+    sc.set_defaults(func=cmd_scrub_landing)
 
     t = sub.add_parser("retention", help="apply the retention policy (IPs, raw telegrams, quarantine text)")
     t.add_argument("--dry-run", action="store_true", help="count only")

@@ -74,6 +74,13 @@ def lake_copy(landed, tmp_path) -> Lake:
     return Lake(str(dst))
 
 
+@pytest.fixture
+def landing_copy(small_landing, tmp_path) -> Path:
+    """A copy of the small landing folder: landing after an erasure scrubs the erased subject's
+    records from the folder it reads, so tests that do so must not touch the shared one."""
+    return Path(shutil.copytree(small_landing[0], tmp_path / "landing-copy"))
+
+
 def _richest_subject(lake: Lake) -> str:
     """The subject with quarantined raw lines (found only by content), else the first one."""
     from wattlake.privacy import _count
@@ -178,9 +185,16 @@ def test_erase_leaves_no_value_of_the_subject_in_any_file(lake_copy, small_landi
     for name, v in versions.items():
         assert lake.read(name, version=v).height == lake.read(name).height
     # re-landing the registry snapshot does not bring the subject back (tombstone), only counts are logged
+    landing = Path(shutil.copytree(small_landing[0], tmp_path / "landing-copy"))
     with caplog.at_level(logging.INFO, logger="wattlake.registry"):
-        land_registry(lake, small_landing[0])
+        land_registry(lake, landing)
     assert sid not in lake.read(T.SUBJECTS.name)["subject_id"].to_list()
+    # and the subject left the landing folder's registry files; nothing else was touched
+    shared = ("registry/",)
+    registry = {f: b for f, b in local_files(landing).items() if f.startswith(shared)}
+    assert registry and find_in_files(registry, needles) == []
+    assert {f: b for f, b in local_files(landing).items() if not f.startswith(shared)} == \
+        {f: b for f, b in local_files(small_landing[0]).items() if not f.startswith(shared)}
     assert not set(subject.system_ids) & set(lake.read(T.SYSTEMS.name)["system_id"].to_list())
     assert any("dropped 1 erased subjects" in m for m in caplog.messages)
     assert not any(n in m for m in caplog.messages for n in needles)
@@ -239,13 +253,45 @@ def test_erase_clears_the_landing_folder_and_nothing_else(lake_copy, small_landi
     assert find_in_files(local_files(Path(lake.root)), needles) == []
 
 
-def test_relanding_after_erase_drops_the_subjects_records_and_counts_them(lake_copy, small_landing):
+def test_scrub_after_an_erasure_without_the_folder_equals_erasing_with_it(lake_copy, small_landing, tmp_path):
+    """The landing folder was not given (or not mounted) at the erasure: the tombstones' keyed
+    pseudonyms alone later find the subject's records, and the folder ends up byte for byte as an
+    erasure with the folder would have left it."""
+    from wattlake.privacy import erased_in_landing, scrub_landing
+
+    sid = _richest_subject(lake_copy)
+    subject = find_subject(lake_copy, sid)
+    needles = subject.personal_values()
+    other = Lake(str(shutil.copytree(lake_copy.root, tmp_path / "other-lake")))
+    with_folder = Path(shutil.copytree(small_landing[0], tmp_path / "with"))
+    later = Path(shutil.copytree(small_landing[0], tmp_path / "later"))
+    erase(lake_copy, sid, landing_root=with_folder)
+    erase(other, sid)
+    assert find_in_files(local_files(later), needles)  # untouched so far
+    ids, em_ids = erased_in_landing(other, later)
+    assert set(em_ids) == set(subject.systems["em_id"].to_list()) and set(em_ids) <= set(ids)
+    assert set(subject.systems["serial"].to_list()) | {sid} | set(subject.system_ids) <= set(ids)
+
+    done = scrub_landing(other, later)
+    assert local_files(later) == local_files(with_folder)
+    assert find_in_files(local_files(later), needles) == []
+    assert done.files_deleted > 0 and done.files_rewritten > 0 and done.lines_removed > 0
+    audit = history(other).filter(pl.col("request_type") == "scrub_landing").row(0, named=True)
+    assert json.loads(audit["details"])["files_deleted"] == done.files_deleted and audit["subject_ref"] is None
+    assert not [n for n in needles if n in json.dumps(history(other).to_dicts(), default=str)]
+    # idempotent; and with no erasure on record nothing is read or changed
+    assert vars(scrub_landing(other, later)) == {"files_deleted": 0, "files_rewritten": 0, "lines_removed": 0}
+    fresh = Lake(str(tmp_path / "no-erasures"))
+    assert erased_in_landing(fresh, small_landing[0]) == ([], [])
+
+
+def test_relanding_after_erase_drops_the_subjects_records_and_counts_them(lake_copy, landing_copy):
     """A stick that still reports, or an old landing day landed again, must not bring an erased
     subject back: not as readings (unknown device now) and not as quarantine raw text."""
     from wattlake.landing import land
 
     lake = lake_copy
-    root = small_landing[0]
+    root = landing_copy
     sid = _richest_subject(lake)
     subject = find_subject(lake, sid)
     needles = subject.personal_values()
@@ -264,14 +310,22 @@ def test_relanding_after_erase_drops_the_subjects_records_and_counts_them(lake_c
         assert report.records == report.landed + report.duplicates + report.quarantined + report.erased
         assert report.landed == 0  # everyone else's rows are already there
         dropped += report.erased
+        assert (report.scrubbed_files > 0) == (report.erased > 0)
     # every reading of the subject's systems (and its duplicates and bad lines) dropped and counted
     assert dropped >= subject_rows
     assert lake.read(T.QUARANTINE.name).height == n_quarantine
     assert _counts_by_system(lake) == counts_after_erase
     assert find_in_files(local_files(Path(lake.root)), needles) == []
+    # the raw copy went too: the landing folder holds nothing of the subject (except registry
+    # snapshots, which the registry landing scrubs), and landing it again finds nothing to drop
+    day_files = {f: b for f, b in local_files(root).items() if f.startswith(("inverter/", "meter/", "device/"))}
+    assert find_in_files(day_files, needles) == []
+    for source in ("inverter", "meter", "device"):
+        again = land(lake, root, source, sorted(p.name for p in (root / source).iterdir() if p.is_dir()))
+        assert again.erased == 0 and again.scrubbed_files == 0 and again.landed == 0
 
 
-def test_erase_resumes_after_a_crash_midway(lake_copy, small_landing, monkeypatch):
+def test_erase_resumes_after_a_crash_midway(lake_copy, landing_copy, monkeypatch):
     lake = lake_copy
     sid = _richest_subject(lake)
     needles = find_subject(lake, sid).personal_values()
@@ -292,16 +346,16 @@ def test_erase_resumes_after_a_crash_midway(lake_copy, small_landing, monkeypatc
     assert stone["status"] == "in_progress" and len(json.loads(stone["tables_done"])) == 2
     assert stone["subject_ref"] == pseudonym(sid)
     # meanwhile the registry is re-landed (the erasure still needs those rows) and a day re-lands
-    land_registry(lake, small_landing[0])
+    land_registry(lake, landing_copy)
     from wattlake.landing import land
 
-    land(lake, small_landing[0], "inverter", sorted(p.name for p in (small_landing[0] / "inverter").iterdir())[:1])
+    land(lake, landing_copy, "inverter", sorted(p.name for p in (landing_copy / "inverter").iterdir())[:1])
 
     report = erase(lake, sid)
     assert report.resumed and report.outcome == "erased"
     assert lake.read(T.ERASURES.name).row(0, named=True)["status"] == "done"
     assert find_in_files(local_files(Path(lake.root)), needles) == []
-    land_registry(lake, small_landing[0])  # done: now the snapshot's rows of the subject are dropped
+    land_registry(lake, landing_copy)  # done: now the snapshot's rows of the subject are dropped
     assert sid not in lake.read(T.SUBJECTS.name)["subject_id"].to_list()
 
 
@@ -439,7 +493,7 @@ def test_restrict_object_consent_set_flags_with_history(lake_copy, small_landing
     assert [json.loads(d)["value"] for d in consent["details"]] == [True, True, False, True]
 
 
-def test_cli_subject_commands_print_no_personal_data(lake_copy, tmp_path, capsys):
+def test_cli_subject_commands_print_no_personal_data(lake_copy, landing_copy, tmp_path, capsys):
     from pipelines.cli import main
 
     lake = lake_copy
@@ -453,6 +507,10 @@ def test_cli_subject_commands_print_no_personal_data(lake_copy, tmp_path, capsys
     assert main(base + ["subject", "consent", sid, "--withdraw"]) == 0
     assert main(base + ["retention", "--dry-run", "--now", "2026-06-01"]) == 0
     assert main(base + ["subject", "erase", sid]) == 0
+    assert main(base + ["subject", "scrub-landing", "--landing", str(landing_copy)]) == 0
+    assert main(base + ["subject", "scrub-landing", "--landing", str(tmp_path / "nowhere")]) == 2
     out = capsys.readouterr().out
+    assert "scrub-landing" in out and "files deleted" in out
+    assert find_in_files(local_files(landing_copy), needles) == []
     assert "erase req_" in out and (tmp_path / "e.zip").is_file()
     assert [n for n in needles + ["+31 6 00000000"] if n in out] == []

@@ -22,7 +22,8 @@ from wattlake import tables as T
 from wattlake.keys import pseudonym
 from wattlake.lake import Lake
 
-REQUEST_TYPES = ("export", "rectify", "restrict", "object", "consent", "erase", "release", "retention")
+REQUEST_TYPES = ("export", "rectify", "restrict", "object", "consent", "erase", "release", "retention",
+                 "scrub_landing")
 
 
 def operator() -> str:

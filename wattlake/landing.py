@@ -77,6 +77,10 @@ class LandingReport:
     table_version: int | None = None
     #: landing days in this report (several when landed as a group)
     days: int = 1
+    #: landing files that held erased subjects' records: deleted or rewritten without them
+    #: (:func:`wattlake.privacy.scrub_landing`), and the lines removed from shared files
+    scrubbed_files: int = 0
+    scrubbed_lines: int = 0
 
     def check(self) -> "LandingReport":
         if self.records != self.landed + self.duplicates + self.quarantined + self.erased:
@@ -89,7 +93,8 @@ class LandingReport:
     def summary(self) -> str:
         return (f"{self.source} {self.partition}: {self.files} files, {self.records} records -> "
                 f"{self.landed} landed, {self.duplicates} duplicates, {self.quarantined} quarantined"
-                + (f", {self.erased} of erased subjects dropped" if self.erased else ""))
+                + (f", {self.erased} of erased subjects dropped" if self.erased else "")
+                + (f" and {self.scrubbed_files} landing files scrubbed" if self.scrubbed_files else ""))
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -481,8 +486,21 @@ def land(lake: Lake, landing_root: Path, source: str, days: str | Sequence[str],
          now: dt.datetime | None = None) -> LandingReport:
     """Land one source for one landing day or a list of them; see the module docstring."""
     days = [days] if isinstance(days, str) else list(days)
-    report = LANDERS[source](lake, Path(landing_root), days, now)
+    report = _scrub(lake, Path(landing_root), days, LANDERS[source](lake, Path(landing_root), days, now))
     log.info(report.summary())
+    return report
+
+
+def _scrub(lake: Lake, root: Path, days: Sequence[str], report: LandingReport) -> LandingReport:
+    """After landing found records of erased subjects (``report.erased``): remove them from the
+    landing files of this source and these days as well, so the raw copy goes too
+    (:func:`wattlake.privacy.scrub_landing`)."""
+    if report.erased:
+        from wattlake.privacy import scrub_landing
+
+        done = scrub_landing(lake, root, days, folders=(report.source,))
+        report.scrubbed_files = done.files_deleted + done.files_rewritten
+        report.scrubbed_lines = done.lines_removed
     return report
 
 
@@ -508,8 +526,8 @@ def land_groups(lake: Lake, landing_root: Path, source: str, groups: Iterable[Se
     def start(days: list[str]) -> Commit:
         return prepare(lake, root, days, now or _utc_now())
 
-    def finish(commit: Commit) -> LandingReport:
-        report = commit()
+    def finish(commit: Commit, days: list[str]) -> LandingReport:
+        report = _scrub(lake, root, days, commit())
         log.info(report.summary())
         return report
 
@@ -531,7 +549,7 @@ def land_groups(lake: Lake, landing_root: Path, source: str, groups: Iterable[Se
     if not prefetch:
         k = 0
         while current is not None:
-            yield finish(start(current))
+            yield finish(start(current), current)
             k += 1
             current = plan.get(k)
         return
@@ -548,7 +566,7 @@ def land_groups(lake: Lake, landing_root: Path, source: str, groups: Iterable[Se
             if following is not None:
                 pending = pool.submit(start, following)
                 warm(k + 2)
-            report = finish(commit)
+            report = finish(commit, current)
             del commit
             yield report
             current, k = following, k + 1

@@ -44,7 +44,9 @@ import io
 import json
 import logging
 import os
+import re
 import sqlite3
+import time
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -619,6 +621,8 @@ SHARED_TEXT_FILES = ("registry/*.csv", f"inverter/*/{FILE_PATTERNS['inverter']}"
 #: landing Parquet files (the sample fleet's ground truth): the rows naming the subject are removed
 SHARED_PARQUET_FILES = ("ground_truth/*.parquet",)
 _PARTIAL = ".erasing"  # a rewrite in progress (replaced atomically; a leftover is deleted)
+#: the landing folder's top-level folders that can hold a subject's records
+LANDING_FOLDERS = ("registry", "ground_truth", "inverter", "meter", "device")
 
 
 @dataclass
@@ -639,40 +643,54 @@ def erase_landing(landing_root: str | Path, subject: Subject) -> LandingErasure:
     fragment of one, as :func:`_content_match` decides for tables -- are removed and the file is
     replaced atomically. Idempotent: a second run finds nothing.
     """
-    root = Path(landing_root)
+    em_ids = [v for v in (subject.systems.get_column("em_id").to_list()
+                          if "em_id" in subject.systems.columns else []) if v]
+    return _erase_from_landing(Path(landing_root), subject.identifiers(), em_ids)
+
+
+def _erase_from_landing(root: Path, ids: list[str], em_ids: list[str], days: Iterable[str] | None = None,
+                        folders: Iterable[str] = LANDING_FOLDERS) -> LandingErasure:
+    """:func:`erase_landing` for plain identifiers ``ids`` and energy-manager ids ``em_ids``, in the
+    top-level ``folders`` of the landing folder; with ``days``, only those days' folders of the
+    sources (``registry`` and ``ground_truth`` have no days)."""
     out = LandingErasure()
     if not root.is_dir():
         return out
-    for stale in root.rglob(f"*{_PARTIAL}"):
+    day_set = None if days is None else set(days)
+    folders = [f for f in LANDING_FOLDERS if f in set(folders)]
+    for stale in [f for d in _landing_dirs(root, day_set, folders) for f in d.glob(f"*{_PARTIAL}")]:
         stale.unlink()
-    ids = subject.identifiers()
-    em_ids = [v for v in (subject.systems.get_column("em_id").to_list()
-                          if "em_id" in subject.systems.columns else []) if v]
     for folder, suffix in PER_HOME_FILES.items():
-        for em in em_ids:
-            for f in root.glob(f"{folder}/*/{em}{suffix}"):
-                f.unlink()
-                out.files_deleted += 1
+        for d in _landing_dirs(root, day_set, [folder] if folder in folders else []):
+            for em in em_ids:
+                f = d / f"{em}{suffix}"
+                if f.is_file():
+                    f.unlink()
+                    out.files_deleted += 1
     if not ids:
         return out
     # a file can only hold an identifier or a fragment of one if it holds one's first characters
     probes = sorted({i[:MIN_FRAGMENT].encode() for i in ids})
-    for pattern in SHARED_TEXT_FILES:
-        for f in sorted(root.glob(pattern)):
-            data = f.read_bytes()
-            if not any(p in data for p in probes):
-                continue
-            # lines are cut at b"\n" (which undecodable bytes never hide), matched as text, and the
-            # kept lines' bytes copied as they were
-            buf = np.frombuffer(data, dtype=np.uint8)
-            cuts = np.concatenate([[0], positions(buf, 10) + 1, [buf.size]])
-            lines = pl.Series([data.decode("utf-8", errors="replace")]).str.split("\n").explode()
-            hit = pl.select(_text_match(pl.lit(lines), ids)).to_series().to_numpy()
-            if hit.any():
-                _replace(f, buf[np.repeat(~hit, np.diff(cuts))].tobytes())
-                out.files_rewritten += 1
-                out.lines_removed += int(hit.sum())
+    shared = [f for pattern in SHARED_TEXT_FILES if pattern.split("/")[0] in folders
+              for f in sorted(root.glob(pattern))
+              if day_set is None or f.parent.parent == root or f.parent.name in day_set]
+    for f in shared:
+        data = f.read_bytes()
+        if not any(p in data for p in probes):
+            continue
+        # lines are cut at b"\n" (which undecodable bytes never hide), matched as text, and the
+        # kept lines' bytes copied as they were
+        buf = np.frombuffer(data, dtype=np.uint8)
+        cuts = np.concatenate([[0], positions(buf, 10) + 1, [buf.size]])
+        lines = pl.Series([data.decode("utf-8", errors="replace")]).str.split("\n").explode()
+        hit = pl.select(_text_match(pl.lit(lines), ids)).to_series().to_numpy()
+        if hit.any():
+            _replace(f, buf[np.repeat(~hit, np.diff(cuts))].tobytes())
+            out.files_rewritten += 1
+            out.lines_removed += int(hit.sum())
     for pattern in SHARED_PARQUET_FILES:
+        if pattern.split("/")[0] not in folders:
+            continue
         for f in sorted(root.glob(pattern)):
             frame = pl.read_parquet(f)
             text_cols = [c for c, t in frame.schema.items() if t == pl.String]
@@ -685,6 +703,109 @@ def erase_landing(landing_root: str | Path, subject: Subject) -> LandingErasure:
                 _replace(f, buf.getvalue())
                 out.files_rewritten += 1
                 out.lines_removed += int(hit.sum())
+    return out
+
+
+#: registry snapshot columns that identify a subject or one of their devices
+_REGISTRY_ID_COLUMNS = ("subject_id", "system_id", "serial", "meter_id", "gas_meter_id", "em_id")
+_SERIAL_TOKEN = re.compile(rb'"serial"\s*:\s*"([^"\\]*)"')
+
+
+def erased_in_landing(lake: Lake, landing_root: str | Path, days: Iterable[str] | None = None,
+                      folders: Iterable[str] = LANDING_FOLDERS) -> tuple[list[str], list[str]]:
+    """The identifiers in the landing folder that belong to erased subjects: ``(ids, em_ids)``.
+
+    The erasure tombstones hold only keyed pseudonyms (:func:`erased_refs` of subjects,
+    :func:`erased_identifier_refs` of their serials, meter and energy-manager ids), so the folder's
+    own identifiers are pseudonymised and looked up: the registry snapshots' id columns (a row of an
+    erased subject gives all its ids: system id, serial, meter ids), the energy-manager ids that
+    name the per-home day files and the serials of the inverter message lines (of the ``folders``
+    and ``days`` given; the registry snapshots are always read). A truncated serial fragment is
+    matched when its full serial is found somewhere (:func:`_text_match`), else it cannot be.
+    """
+    subjects, devices = erased_refs(lake), erased_identifier_refs(lake)
+    root = Path(landing_root)
+    ids: set[str] = set()
+    if not (subjects or devices) or not root.is_dir():
+        return [], []
+    memo: dict[str, str] = {}
+
+    def erased(value: str, refs: set[str]) -> bool:  # one keyed hash per distinct value
+        if value not in memo:
+            memo[value] = pseudonym(value)
+        return memo[value] in refs
+
+    day_set = None if days is None else set(days)
+    em_ids: set[str] = set()
+    for f in sorted((root / "registry").glob("*.csv")):
+        frame = pl.read_csv(f, infer_schema=False, truncate_ragged_lines=True)
+        cols = [c for c in _REGISTRY_ID_COLUMNS if c in frame.columns]
+        if not cols:
+            continue
+        hit = pl.lit(False)
+        for c in cols:  # the distinct values of the id columns are pseudonymised (small)
+            refs = subjects if c == "subject_id" else devices
+            gone = [v for v in frame.get_column(c).drop_nulls().unique().to_list() if erased(v, refs)]
+            hit = hit | pl.col(c).is_in(gone)
+        rows = frame.filter(hit)
+        ids |= {v for c in cols for v in rows.get_column(c).drop_nulls().to_list() if v}
+        em_ids |= set(rows.get_column("em_id").drop_nulls().to_list()) if "em_id" in cols else set()
+    folders = set(folders)
+    for folder, suffix in PER_HOME_FILES.items():
+        for d in _landing_dirs(root, day_set, [folder] if folder in folders else []):
+            for f in d.glob(f"*{suffix}"):
+                em = f.name[: -len(suffix)]
+                if em in em_ids or erased(em, devices):
+                    em_ids.add(em)
+    inverter_days = _landing_dirs(root, day_set, ["inverter"] if "inverter" in folders else [])
+    for k, d in enumerate(inverter_days):
+        for f in sorted(d.glob(FILE_PATTERNS["inverter"])):
+            for serial in set(_SERIAL_TOKEN.findall(f.read_bytes())):
+                text = serial.decode("utf-8", errors="replace")
+                if text and erased(text, devices):
+                    ids.add(text)
+        if (k + 1) % 30 == 0:
+            log.info("scrub: inverter serials read for %d of %d landing days", k + 1, len(inverter_days))
+    return sorted(ids | em_ids), sorted(em_ids)
+
+
+def scrub_landing(lake: Lake, landing_root: str | Path, days: Iterable[str] | None = None,
+                  folders: Iterable[str] = LANDING_FOLDERS, audit: bool = True) -> LandingErasure:
+    """Remove every erased subject's records from the landing folder (its ``folders``, of them the
+    day folders ``days``: all by default).
+
+    For the raw files an erasure could not reach: the landing folder was not given or not mounted
+    when the subject was erased, or the subject's stick and meter kept sending files afterwards.
+    The identifiers are found by pseudonym (:func:`erased_in_landing`) and removed as
+    :func:`erase_landing` does (own day files deleted, lines and rows removed from shared files,
+    atomic replaces). Idempotent. With ``audit`` a ``scrub_landing`` row (counts only) is written
+    to ``restricted/privacy_audit``.
+    """
+    t0 = time.perf_counter()
+    folders = list(folders)
+    ids, em_ids = erased_in_landing(lake, landing_root, days, folders)
+    out = _erase_from_landing(Path(landing_root), ids, em_ids, days, folders) if ids or em_ids else LandingErasure()
+    if audit:
+        record(lake, AuditEntry("scrub_landing"), "scrubbed",
+               {**vars(out), "folders": folders, "days": "all" if days is None else len(set(days)),
+                "seconds": round(time.perf_counter() - t0, 2)})
+    log.info("scrub: landing folder done (%d files deleted, %d rewritten, %d lines removed)",
+             out.files_deleted, out.files_rewritten, out.lines_removed)
+    return out
+
+
+def _landing_dirs(root: Path, days: set[str] | None, folders: Iterable[str] = LANDING_FOLDERS) -> list[Path]:
+    """The folders to look in: ``registry``/``ground_truth`` themselves, and the day folders
+    ``<folder>/<day>`` of the sources (all days, or those in ``days``)."""
+    out = []
+    for folder in folders:
+        base = root / folder
+        if folder in ("registry", "ground_truth"):
+            out += [base] if base.is_dir() else []
+        elif days is None:
+            out += sorted(d for d in base.glob("*") if d.is_dir())
+        else:
+            out += [base / day for day in sorted(days) if (base / day).is_dir()]
     return out
 
 
@@ -703,8 +824,6 @@ def erase(lake: Lake, subject_id: str, instance=None, export_root=None,
     Idempotent: a second call finds nothing left and reports ``already_erased``; a call after a
     crash resumes from the tombstone's ``tables_done``.
     """
-    import time
-
     t0 = time.perf_counter()
     subject = find_subject(lake, subject_id)
     ref = subject.ref

@@ -154,7 +154,10 @@ def land_stations(lake: Lake, landing_root: Path) -> RegistryReport:
 def land_registry(lake: Lake, landing_root: Path) -> dict[str, RegistryReport]:
     """Land systems, subjects and installation photos; fill ``station_id`` when absent.
 
-    Every system must belong to a known subject (else :class:`RegistryError`).
+    Every system must belong to a known subject (else :class:`RegistryError`). A snapshot that
+    still lists erased subjects (a CRM export made before the erasure) is landed without them and
+    their lines are removed from the landing folder's registry files
+    (:func:`wattlake.privacy.scrub_landing`).
     """
     root = Path(landing_root)
     stations = read_registry_csv(root / "weather" / "stations.csv", T.STATIONS)
@@ -170,7 +173,12 @@ def land_registry(lake: Lake, landing_root: Path) -> dict[str, RegistryReport]:
         systems = systems.with_columns(pl.coalesce(pl.col("station_id"), nearest).alias("station_id"))
     else:
         systems = systems.with_columns(nearest.alias("station_id"))
+    n_subjects = subjects.height
     subjects, systems, photos = apply_privacy(lake, subjects, systems, photos)
+    if subjects.height < n_subjects:  # the snapshot still lists erased subjects: out of the folder too
+        from wattlake.privacy import scrub_landing
+
+        scrub_landing(lake, root, folders=("registry",))
     orphans = systems.join(subjects, on="subject_id", how="anti")
     if orphans.height:
         raise RegistryError(f"{root / 'registry' / 'systems.csv'}: {orphans.height} systems reference unknown subjects")
