@@ -3,7 +3,7 @@
 
 import dagster as dg
 
-from pipelines.resources import LakeResource
+from pipelines.resources import LakeResource, LandingResource
 from wattlake.retention import POLICY, apply_retention
 
 
@@ -13,13 +13,16 @@ from wattlake.retention import POLICY, apply_retention
     description="Apply the retention policy: remote IPs truncated to /24 (/48) after "
     f"{POLICY.ip_truncate_after_days} days and removed after {POLICY.ip_remove_after_months} months; raw P1 "
     f"telegrams dropped after {POLICY.telegram_raw_after_days} days; quarantine raw text after "
-    f"{POLICY.quarantine_raw_after_days} days; old versions and logs purged.",
+    f"{POLICY.quarantine_raw_after_days} days; old versions and logs purged; the same limits on the landing "
+    "folder's raw files (addresses rewritten, landed P1 files deleted).",
     kinds={"deltalake", "polars"},
     pool="lake_retention",
 )
-def retention(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
-    """Apply :data:`wattlake.retention.POLICY` as of now; counts only in the metadata."""
-    report = apply_retention(lake.lake())
+def retention(context: dg.AssetExecutionContext, lake: LakeResource, landing: LandingResource) -> dg.MaterializeResult:
+    """Apply :data:`wattlake.retention.POLICY` as of now, to the lake and the landing folder; counts
+    only in the metadata."""
+    root = landing.path()
+    report = apply_retention(lake.lake(), landing_root=root if root.is_dir() else None)
     context.log.info(f"retention: {report.ips_truncated} IPs truncated, {report.ips_removed} removed, "
                      f"{report.telegrams_dropped} telegrams and {report.quarantine_raw_dropped} "
                      "quarantine texts dropped")
@@ -28,6 +31,7 @@ def retention(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.Mater
         "ips_removed": report.ips_removed, "telegrams_dropped": report.telegrams_dropped,
         "quarantine_raw_dropped": report.quarantine_raw_dropped,
         "tables_purged": dg.MetadataValue.json(report.tables_purged), "audit_request_id": report.request_id,
+        "landing": dg.MetadataValue.json(vars(report.landing) if report.landing else None),
     })
 
 

@@ -6,7 +6,7 @@
 ``wattlake subject consent <id> --grant|--withdraw`` research-sharing consent
 ``wattlake subject erase <id>``                      erase from every table, version, log and Dagster storage
 ``wattlake subject scrub-landing [--landing DIR]``   remove erased subjects' records from the landing folder
-``wattlake retention [--dry-run] [--now ISO]``       apply the retention policy
+``wattlake retention [--dry-run] [--now ISO]``       apply the retention policy (lake and landing folder)
 
 Output is request ids, counts and paths: never personal data, never a value given to ``--set``.
 """
@@ -126,11 +126,22 @@ def cmd_retention(args) -> int:
     if now.tzinfo is None:
         now = now.replace(tzinfo=dt.UTC)
     t0 = time.perf_counter()
-    r = apply_retention(Lake.from_env(args.lake), now, dry_run=args.dry_run)
+    from pipelines.resources import landing_root
+
+    landing = landing_root(args.landing)
+    if not landing.is_dir():
+        _say(f"landing folder {landing} not found: only the lake (pass --landing or set WATTLAKE_LANDING)")
+    r = apply_retention(Lake.from_env(args.lake), now, dry_run=args.dry_run,
+                        landing_root=landing if landing.is_dir() else None)
     _say(f"retention{' (dry run)' if args.dry_run else ''} as of {now:%Y-%m-%d}: {r.ips_truncated:,} IPs truncated "
          f"({r.ip_rows_merged:,} rows merged), {r.ips_removed:,} IP rows removed, {r.telegrams_dropped:,} raw "
          f"telegrams and {r.quarantine_raw_dropped:,} quarantine texts dropped; purged {r.tables_purged} "
          f"in {time.perf_counter() - t0:.1f} s")
+    if r.landing is not None:
+        lr = r.landing
+        _say(f"  landing folder: {lr.ips_truncated:,} addresses truncated and {lr.ips_removed:,} removed in "
+             f"{lr.ip_files_rewritten:,} files; {lr.telegram_files_deleted:,} P1 files deleted, "
+             f"{lr.telegram_files_kept_unlanded:,} kept (never landed)")
     return 0
 
 
@@ -179,4 +190,5 @@ def register(sub) -> None:
     t = sub.add_parser("retention", help="apply the retention policy (IPs, raw telegrams, quarantine text)")
     t.add_argument("--dry-run", action="store_true", help="count only")
     t.add_argument("--now", help="reference time (ISO 8601, default now)")
+    t.add_argument("--landing", help="landing folder (default $WATTLAKE_LANDING or ./landing)")
     t.set_defaults(func=cmd_retention)

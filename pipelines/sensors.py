@@ -36,7 +36,9 @@ def day_fingerprints(root: Path) -> dict[str, str]:
             continue
         for day_dir in base.iterdir():
             if day_dir.is_dir() and len(day_dir.name) == 10:
-                files.setdefault(day_dir.name, []).extend(p for p in day_dir.iterdir() if p.is_file())
+                # hidden files are bookkeeping (the retention marker), not landing input
+                files.setdefault(day_dir.name, []).extend(
+                    p for p in day_dir.iterdir() if p.is_file() and not p.name.startswith("."))
     return {day: _fingerprint(paths) for day, paths in files.items()}
 
 

@@ -358,3 +358,17 @@ def test_first_per_key_matches_unique_keep_first():
     assert got.height < n and got.equals(want)
     clean = want
     assert first_per_key(clean, ["system_id", "ts"]) is clean
+
+
+def test_landed_files_lists_every_file_read_at_its_size(landed):
+    """``bronze/landed_files`` (what retention may delete) holds exactly the landing files, with
+    the sizes they had when they were read."""
+    lake, root, _, _ = landed
+    on_disk = {str(f.relative_to(root)): f.stat().st_size
+               for source in ("inverter", "meter", "device", "weather")
+               for f in (root / source).glob("*/*") if f.is_file()}
+    ledger = lake.read(T.LANDED_FILES.name)
+    assert dict(ledger.select("source_file", "size_bytes").iter_rows()) == on_disk
+    assert ledger.height == len(on_disk)  # one row per file and size
+    assert (ledger["source"] == ledger["source_file"].str.extract(r"^([a-z]+)/")).all()
+    assert (ledger["day"].cast(pl.String) == ledger["source_file"].str.extract(r"/(\d{4}-\d{2}-\d{2})/")).all()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -118,21 +119,90 @@ def test_retention_truncates_merges_drops_and_removes_physically(lake_copy):
     assert all(d["policy"]["ip_truncate_after_days"] == 30 for d in details)
 
 
-def test_retention_asset_materialises_with_counts(lake_copy):
+def _ip_values(root: Path) -> list[str]:
+    """Every quoted remote_ip value in the landing folder's inverter files."""
+    pat = re.compile(r'"remote_ip"\s*:\s*"([^"]*)"')
+    return [v for f in sorted((root / "inverter").rglob("*.jsonl")) for v in pat.findall(f.read_text(errors="replace"))]
+
+
+def test_retention_applies_to_the_landing_folder(lake_copy, small_landing, tmp_path):
+    """The landing folder holds the same personal data raw: addresses become networks after 30 days
+    and null after 13 months (landing the files again stores what the tables hold), landed P1 files
+    go after 90 days, a never-landed one is kept and counted."""
+    from wattlake.landing import land
+
+    lake = lake_copy
+    landing = Path(shutil.copytree(small_landing[0], tmp_path / "landing"))
+    last_day = max(dt.date.fromisoformat(p.name) for p in (landing / "inverter").iterdir())
+    full = sorted({v for v in _ip_values(landing) if "/" not in v})
+    assert len(full) >= 5  # one or two per system in the small fleet, IPv6 too
+    before = local_files(landing)
+
+    day31 = _at(last_day + dt.timedelta(days=POLICY.ip_truncate_after_days + 1))
+    dry = apply_retention(lake, day31, dry_run=True, landing_root=landing)
+    assert dry.landing.ips_truncated >= len(full) and dry.landing.ip_files_rewritten > 0
+    assert local_files(landing) == before
+
+    ips_table = lake.read(T.INVERTER_IPS.name).sort(pl.all())
+    r = apply_retention(lake, day31, landing_root=landing)
+    assert r.landing.ips_truncated == dry.landing.ips_truncated and r.landing.telegram_files_deleted == 0
+    values = _ip_values(landing)
+    assert values and all("/" in v for v in values)
+    assert find_in_files({f: b for f, b in local_files(landing).items() if f.startswith("inverter/")}, full) == []
+    # the files still land, to exactly what the lake holds (landing kept networks from the start)
+    days = sorted(p.name for p in (landing / "inverter").iterdir())
+    again = land(lake, landing, "inverter", days)
+    assert again.landed == 0 and again.quarantined == again.records - again.duplicates - again.landed
+    assert lake.read(T.INVERTER_IPS.name).sort(pl.all()).equals(ips_table)
+    # the next day's run reads nothing again (marker per day folder), except a file that arrived late
+    snapshot = local_files(landing)
+    assert apply_retention(lake, day31, landing_root=landing).landing.ip_files_rewritten == 0
+    assert local_files(landing) == snapshot
+    late = landing / "inverter" / days[0] / "messages-late.jsonl"
+    late.write_bytes(before[f"inverter/{days[0]}/messages-000.jsonl"])
+    r = apply_retention(lake, day31, landing_root=landing)
+    assert r.landing.ip_files_rewritten == 1 and all("/" in v for v in _ip_values(landing))
+
+    # 90 days: landed P1 files are deleted; one that never landed is kept and counted
+    meter = sorted(p for p in (landing / "meter").rglob("*.p1"))
+    unlanded = meter[0].with_name("em_never_landed.p1")
+    unlanded.write_bytes(meter[0].read_bytes())
+    meter_rows = lake.read(T.METER_READINGS.name).height
+    r = apply_retention(lake, _at(last_day + dt.timedelta(days=POLICY.telegram_raw_after_days + 1)),
+                        landing_root=landing)
+    assert r.landing.telegram_files_deleted == len(meter) and r.landing.telegram_files_kept_unlanded == 1
+    assert sorted(p for p in (landing / "meter").rglob("*.p1")) == [unlanded]
+    assert lake.read(T.METER_READINGS.name).height == meter_rows
+
+    # 13 months: no address at all, not even a network
+    r = apply_retention(lake, _at(last_day + dt.timedelta(days=400)), landing_root=landing)
+    assert r.landing.ips_removed > 0 and _ip_values(landing) == []
+    assert re.search(rb'"remote_ip"\s*:\s*null', (landing / "inverter" / days[0] / "messages-000.jsonl").read_bytes())
+    details = [json.loads(d) for d in history(lake).filter(pl.col("request_type") == "retention")["details"]]
+    assert details[-1]["landing"]["ips_removed"] == r.landing.ips_removed
+    assert not [ip for ip in full if ip in json.dumps(details)]
+
+
+def test_retention_asset_materialises_with_counts(lake_copy, small_landing, tmp_path):
     import dagster as dg
 
     from assets.retention import retention
-    from pipelines.resources import LakeResource
+    from pipelines.resources import LakeResource, LandingResource
 
     # full addresses on a day 40 days back (landing stores the fleet's old days truncated already)
     _add_ips(lake_copy, dt.datetime.now(UTC).date() - dt.timedelta(days=40),
              lake_copy.read(T.SYSTEMS.name)["system_id"][0])
-    result = dg.materialize([retention], resources={"lake": LakeResource(root=lake_copy.root)})
+    landing = shutil.copytree(small_landing[0], tmp_path / "landing")
+    result = dg.materialize([retention], resources={"lake": LakeResource(root=lake_copy.root),
+                                                    "landing": LandingResource(root=str(landing))})
     assert result.success
     md = {k: v.value for k, v in result.get_asset_materialization_events()[0].materialization.metadata.items()}
     # the small fleet's days are long past the limits today: truncated and dropped, counted
     assert md["ips_truncated"] == 4 and md["telegrams_dropped"] > 0
     assert lake_copy.read(T.INVERTER_IPS.name)["remote_ip"].str.contains("/").all()
+    # and to the landing folder: addresses rewritten (truncated or removed), landed P1 files deleted
+    assert md["landing"]["ips_truncated"] + md["landing"]["ips_removed"] > 0
+    assert md["landing"]["telegram_files_deleted"] == len(list((small_landing[0] / "meter").rglob("*.p1")))
 
 
 def test_retention_schedule_is_daily():

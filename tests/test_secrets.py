@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import shutil
 import traceback
 
 import polars as pl
@@ -58,9 +59,11 @@ def test_full_run_leaks_no_secret(s3_env, small_landing, tmp_path, monkeypatch, 
         materialize_all(days[0], days[-1], instance=instance, lake_root=s3_env, landing=str(landing))
         lake = Lake(s3_env)
         from assets.retention import retention
-        from pipelines.resources import LakeResource
+        from pipelines.resources import LakeResource, LandingResource
 
-        dg.materialize([retention], resources={"lake": LakeResource(root=s3_env)}, instance=instance)
+        own = shutil.copytree(landing, tmp_path / "landing")  # retention rewrites the landing folder
+        dg.materialize([retention], resources={"lake": LakeResource(root=s3_env),
+                                               "landing": LandingResource(root=str(own))}, instance=instance)
         apply_retention(lake, dt.datetime.now(dt.UTC) + dt.timedelta(days=500))
 
         # an insurer pack signed with the insurer's HMAC key (the signature, never the key, is written)

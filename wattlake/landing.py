@@ -291,10 +291,42 @@ def first_per_key(frame: pl.DataFrame, keys: Sequence[str]) -> pl.DataFrame:
     return frame if first.all() else frame.filter(first)
 
 
+def _files_read(files: Sequence[tuple[str, Path]]) -> pl.DataFrame:
+    """``source_file`` and ``size_bytes`` of the landing files a commit is about to read (stat
+    before the read: a file that grows meanwhile is listed at its older size, which retention then
+    treats as not landed -- the safe side)."""
+    return pl.DataFrame({"source_file": [name for name, _ in files],
+                         "size_bytes": file_sizes([p for _, p in files])},
+                        schema={"source_file": pl.String, "size_bytes": pl.Int64})
+
+
+def _record_files(lake: Lake, source: str, files: pl.DataFrame, now: dt.datetime) -> None:
+    """``bronze/landed_files``: the files whose records this commit put in the lake (not the day
+    files of erased subjects: their names hold an energy-manager id, and the files are scrubbed)."""
+    if files.height and lake.exists(T.ERASURES.name):
+        from wattlake.keys import pseudonym
+        from wattlake.privacy import erased_identifier_refs
+
+        refs = erased_identifier_refs(lake)
+        em = files.get_column("source_file").str.extract(_ID_PATTERNS[2])
+        gone = [v for v in em.drop_nulls().unique().to_list() if pseudonym(v) in refs]
+        files = files.filter(~em.is_in(gone).fill_null(False))
+    if files.height == 0:
+        return
+    spec = T.LANDED_FILES
+    rows = files.with_columns(
+        pl.lit(source).alias("source"),
+        pl.col("source_file").str.extract(r"^[^/]+/(\d{4}-\d{2}-\d{2})/").str.to_date().alias("day"),
+        pl.lit(now).dt.replace_time_zone("UTC").cast(pl.Datetime("us", "UTC")).alias("landed_at_utc"),
+    ).unique(subset=list(spec.keys), keep="first", maintain_order=True)
+    lake.merge_insert(spec.name, rows, spec.keys, spec.schema, configuration=spec.configuration)
+
+
 def _finish(lake: Lake, spec: T.TableSpec, report: LandingReport, good: pl.DataFrame,
             rejects: pl.DataFrame, now: dt.datetime, valid_rows: int | None = None,
-            key_unique: bool = False) -> LandingReport:
-    """Deduplicate ``good`` on the table key, MERGE it, quarantine ``rejects``, count.
+            key_unique: bool = False, files: pl.DataFrame | None = None) -> LandingReport:
+    """Deduplicate ``good`` on the table key, MERGE it, quarantine ``rejects``, count; then list
+    ``files`` (:func:`_files_read`) in ``bronze/landed_files``.
 
     ``valid_rows`` is the number of accepted records before any earlier deduplication
     (defaults to ``good.height``); everything accepted but not inserted is a duplicate.
@@ -307,6 +339,8 @@ def _finish(lake: Lake, spec: T.TableSpec, report: LandingReport, good: pl.DataF
     inserted, version = lake.merge_insert(spec.name, unique, spec.keys, spec.schema, configuration=spec.configuration)
     rejects, report.erased = _drop_erased(lake, rejects)
     _quarantine(lake, report.source, rejects, now)
+    if files is not None:  # last: only a file whose records are committed is listed
+        _record_files(lake, report.source, files, now)
     report.landed = inserted
     report.duplicates = (good.height if valid_rows is None else valid_rows) - inserted
     report.quarantined = rejects.height
@@ -328,6 +362,7 @@ def _prepare_inverter(lake: Lake, landing_root: Path, days: Sequence[str], now: 
     """Read, decode and validate (no lake writes); the returned commit flags, MERGEs and counts."""
     files = landing_files(landing_root, "inverter", days)
     report = LandingReport("inverter", _label(days), files=len(files), days=len(days))
+    read = _files_read(files)
     parsed = parse_inverter_buffer(LineBuffer.read(files), _systems(lake).select("serial", "system_id"), now)
     report.records = parsed.records  # encoding rejects included
     good = first_per_key(_file_ordered(parsed.good), T.INVERTER_READINGS.keys)
@@ -342,7 +377,7 @@ def _prepare_inverter(lake: Lake, landing_root: Path, days: Sequence[str], now: 
         report.counter_resets = int(flagged.get_column("counter_reset").sum())
         _land_ips(lake, flagged, now)
         return _finish(lake, T.INVERTER_READINGS, report, flagged, rejects, now, valid_rows=valid_rows,
-                       key_unique=True)
+                       key_unique=True, files=read)
 
     return commit
 
@@ -410,6 +445,7 @@ def _prepare_meter(lake: Lake, landing_root: Path, days: Sequence[str], now: dt.
 
     files = landing_files(landing_root, "meter", days)
     report = LandingReport("meter", _label(days), files=len(files), days=len(days))
+    read = _files_read(files)
     buf, file_starts = read_buffer(files)  # the bytes as read: no Python string per file
     readings, p1_rejects = parse_p1_buffer(buf, file_starts, [name for name, _ in files])
     del buf
@@ -437,7 +473,7 @@ def _prepare_meter(lake: Lake, landing_root: Path, days: Sequence[str], now: dt.
     ])
     good = _stamp(frame.filter(~bad), now)
     del frame
-    return lambda: _finish(lake, T.METER_READINGS, report, good, rejects, now)
+    return lambda: _finish(lake, T.METER_READINGS, report, good, rejects, now, files=read)
 
 
 def land_device(lake: Lake, landing_root: Path, days: Sequence[str], now: dt.datetime | None = None) -> LandingReport:
@@ -448,11 +484,12 @@ def land_device(lake: Lake, landing_root: Path, days: Sequence[str], now: dt.dat
 def _prepare_device(lake: Lake, landing_root: Path, days: Sequence[str], now: dt.datetime) -> Commit:
     files = landing_files(landing_root, "device", days)
     report = LandingReport("device", _label(days), files=len(files), days=len(days))
+    read = _files_read(files)
     parsed = parse_device_buffer(LineBuffer.read(files), _systems(lake).select("em_id", "system_id"), now)
     report.records = parsed.records  # encoding rejects included
     rejects = parsed.rejects
     good = _stamp(parsed.good, now)
-    return lambda: _finish(lake, T.DEVICE_READINGS, report, good, rejects, now)
+    return lambda: _finish(lake, T.DEVICE_READINGS, report, good, rejects, now, files=read)
 
 
 def land_weather(lake: Lake, landing_root: Path, days: Sequence[str], now: dt.datetime | None = None) -> LandingReport:
@@ -463,13 +500,14 @@ def land_weather(lake: Lake, landing_root: Path, days: Sequence[str], now: dt.da
 def _prepare_weather(lake: Lake, landing_root: Path, days: Sequence[str], now: dt.datetime) -> Commit:
     files = landing_files(landing_root, "weather", days)
     report = LandingReport("weather", _label(days), files=len(files), days=len(days))
+    read = _files_read(files)
     lines, enc_rejects = read_lines(files)
     stations = lake.read(T.STATIONS.name).get_column("station_id") if lake.exists(T.STATIONS.name) else None
     parsed: Parsed = parse_knmi_lines(lines, stations)
     report.records = parsed.records + enc_rejects.height
     rejects = pl.concat([enc_rejects, parsed.rejects])
     good = _stamp(parsed.good, now)
-    return lambda: _finish(lake, T.WEATHER, report, good, rejects, now)
+    return lambda: _finish(lake, T.WEATHER, report, good, rejects, now, files=read)
 
 
 LANDERS = {"inverter": land_inverter, "meter": land_meter, "device": land_device, "weather": land_weather}

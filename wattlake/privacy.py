@@ -14,7 +14,7 @@ Which rows belong to a subject is decided GENERICALLY from the table catalogue
 - any other table: rows whose text columns contain one of the subject's identifiers (subject id,
   system ids, inverter serials, P1 equipment ids, energy-manager ids) -- e.g. a quarantined raw
   line, or a truncated one whose identifier fragment (at least :data:`MIN_FRAGMENT` characters)
-  is the start of one of them. Quarantine rows are removed; elsewhere the identifier is replaced
+  is the start of one of them. Quarantine and landed-file rows are removed; elsewhere the identifier is replaced
   by ``[erased]``.
 
 Erasure design (the Delta log keeps per-file min/max statistics and DELETE predicates in plain
@@ -513,7 +513,8 @@ def _sql_list(values: Iterable[str]) -> str:
 
 
 def _remove_rows(lake: Lake, spec: T.TableSpec, subject: Subject) -> int:
-    """Remove (or, in content-matched tables other than quarantine, redact) the subject's rows.
+    """Remove (or, in content-matched tables other than the quarantine and the landed-files list,
+    redact) the subject's rows.
 
     No predicate written to the log carries more than pseudonymous ids or partition dates.
     """
@@ -536,7 +537,7 @@ def _remove_rows(lake: Lake, spec: T.TableSpec, subject: Subject) -> int:
         days = sorted({str(d) for d in frame.filter(where).get_column(spec.partition_by).to_list()})
         frame = frame.filter(pl.col(spec.partition_by).cast(pl.String).is_in(days))
         predicate = f"{spec.partition_by} IN ({_sql_list(days)})"
-    if kind == "content" and spec.name != T.QUARANTINE.name:
+    if kind == "content" and spec.name not in (T.QUARANTINE.name, T.LANDED_FILES.name):
         ids = subject.identifiers()
         frame = frame.with_columns(pl.col(c).str.replace_many(ids, [ERASED] * len(ids))
                                    for c in _text_columns(spec))

@@ -7,6 +7,12 @@
 - ``bronze/meter_readings.raw_telegram``: the raw P1 text is dropped (set null) after 90 days; the
   parsed values stay (every row in the table was parsed: rejects live in quarantine).
 - ``bronze/quarantine.raw_text``: dropped after 90 days (source file, line and reason stay).
+- The landing folder (given ``landing_root``) holds the same data raw, so the same limits hold
+  there (:func:`retain_landing`), counted on the landing day folder (a file in ``<day>`` holds
+  data of that day or earlier): the ``remote_ip`` values of inverter message files are rewritten to
+  their network after 30 days and to ``null`` after 13 months (landing them again stores what
+  the tables hold after retention); P1 telegram files are deleted after 90 days once landed
+  (``bronze/landed_files`` lists them at their current size), never before.
 
 Ages are counted on the ``day`` partition (UTC date of the data, or the landing day for
 quarantine) against ``now``, which is a parameter so tests can use old timestamps. Every changed
@@ -20,7 +26,11 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 import ipaddress
+import json
 import logging
+import os
+import re
+from pathlib import Path
 from dataclasses import asdict, dataclass, field
 
 import polars as pl
@@ -59,6 +69,7 @@ class RetentionReport:
     quarantine_raw_dropped: int = 0
     tables_purged: list[str] = field(default_factory=list)
     request_id: str | None = None
+    landing: "LandingRetention | None" = None  # None: no landing folder given
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -90,6 +101,136 @@ def truncate_ips(ips: pl.Series, v4_prefix: int = 24, v6_prefix: int = 48) -> pl
         prefix = v4_prefix if addr.version == 4 else v6_prefix
         mapping[ip] = str(ipaddress.ip_network(f"{addr}/{prefix}", strict=False))
     return ips.replace_strict(mapping, default=None, return_dtype=pl.String)
+
+
+def _network(ip: str, policy: RetentionPolicy) -> str | None:
+    """One address as its network (see :func:`truncate_ips`); None when it is not an address."""
+    return truncate_ips(pl.Series([ip], dtype=pl.String), policy.ipv4_prefix, policy.ipv6_prefix)[0]
+
+
+@dataclass
+class LandingRetention:
+    """What :func:`retain_landing` did (or, in a dry run, would do) to the landing folder."""
+
+    ip_files_rewritten: int = 0
+    ips_truncated: int = 0      # full addresses written as their network
+    ips_removed: int = 0        # values written as null (older than the removal limit, or not an address)
+    telegram_files_deleted: int = 0
+    telegram_files_kept_unlanded: int = 0  # old enough, but never landed: kept, the operator must look
+
+
+#: a complete JSON ``"remote_ip": "<value>"`` pair, and one cut off at the end of a line
+_IP_PAIR = re.compile(rb'("remote_ip"\s*:\s*)"((?:[^"\\\n]|\\.)*)"')
+_IP_CUT = re.compile(rb'("remote_ip"\s*:\s*")((?:[^"\\\n]|\\.)*)(?=\r?\n|$)')
+#: per inverter day folder: the files whose addresses are done, and to which level
+_IP_MARKER = ".retention-ips.json"
+_LEVELS = {"truncated": 1, "removed": 2}
+
+
+def _rewrite_ips(data: bytes, remove: bool, policy: RetentionPolicy, out: LandingRetention) -> bytes:
+    """``data`` with every remote_ip value as its network (``remove``: null); cut-off values emptied."""
+    memo: dict[bytes, str | None] = {}  # distinct addresses: a few per system and day
+
+    def pair(m: re.Match) -> bytes:
+        raw = m.group(2)
+        value = raw.decode("utf-8", errors="replace")
+        if raw not in memo:
+            memo[raw] = None if remove or "\\" in value else _network(value, policy)
+        net = memo[raw]
+        if net is None:
+            out.ips_removed += 1
+            return m.group(1) + b"null"
+        if net != value:
+            out.ips_truncated += 1
+        return m.group(1) + b'"' + net.encode() + b'"'
+
+    def cut(m: re.Match) -> bytes:
+        if m.group(2):
+            out.ips_removed += 1
+        return m.group(1)
+
+    return _IP_CUT.sub(cut, _IP_PAIR.sub(pair, data))
+
+
+def _replace_file(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".retention")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def _landed_files(lake: Lake, files: dict[str, int]) -> set[str]:
+    """Those of ``files`` (landing-relative path -> current size [bytes]) that
+    ``bronze/landed_files`` lists at that size: their records are committed to the lake."""
+    if not files or not lake.exists(T.LANDED_FILES.name):
+        return set()
+    days = sorted({name.split("/")[1] for name in files})
+    ledger = lake.read(T.LANDED_FILES.name, filter=pl.col("day").cast(pl.String).is_in(days))
+    wanted = pl.DataFrame({"source_file": list(files), "size_bytes": list(files.values())},
+                          schema={"source_file": pl.String, "size_bytes": pl.Int64})
+    return set(wanted.join(ledger.select("source_file", "size_bytes"), on=["source_file", "size_bytes"],
+                           how="semi").get_column("source_file").to_list())
+
+
+def retain_landing(lake: Lake, landing_root: str | Path, today: dt.date, policy: RetentionPolicy = POLICY,
+                   dry_run: bool = False) -> LandingRetention:
+    """Apply ``policy`` to the raw files of the landing folder (see the module docstring).
+
+    Inverter files are rewritten atomically; a marker per day folder (``.retention-ips.json``)
+    records the files done and the level, so a daily run reads only the day that just crossed a
+    limit (and files that arrived late in an old folder). Telegram files are deleted only when
+    ``bronze/landed_files`` lists them at their current size; the others are counted
+    (``telegram_files_kept_unlanded``) and logged.
+    """
+    root = Path(landing_root)
+    out = LandingRetention()
+    truncate_before = today - dt.timedelta(days=policy.ip_truncate_after_days)
+    remove_before = months_before(today, policy.ip_remove_after_months)
+    telegram_before = today - dt.timedelta(days=policy.telegram_raw_after_days)
+
+    def day_of(folder: Path) -> dt.date | None:
+        try:
+            return dt.date.fromisoformat(folder.name)
+        except ValueError:
+            return None
+
+    from wattlake.landing import FILE_PATTERNS
+
+    folders = [f for f in sorted((root / "inverter").glob("*")) if (d := day_of(f)) and d < truncate_before]
+    for k, folder in enumerate(folders):
+        day = day_of(folder)
+        if k and k % 30 == 0:
+            log.info("retention: landing inverter folders %d of %d", k, len(folders))
+        level = "removed" if day < remove_before else "truncated"
+        marker = folder / _IP_MARKER
+        done = json.loads(marker.read_text()) if marker.is_file() else {"level": None, "files": []}
+        redo = _LEVELS.get(done["level"], 0) < _LEVELS[level]
+        files = [f for f in sorted(folder.glob(FILE_PATTERNS["inverter"])) if redo or f.name not in done["files"]]
+        for f in files:
+            data = f.read_bytes()
+            new = _rewrite_ips(data, level == "removed", policy, out)
+            if new != data:
+                out.ip_files_rewritten += 1
+                if not dry_run:
+                    _replace_file(f, new)
+        if files and not dry_run:
+            names = sorted({*([] if redo else done["files"]), *(f.name for f in files)})
+            marker.write_text(json.dumps({"level": level, "files": names}))
+    old = [f for folder in sorted((root / "meter").glob("*"))
+           if (d := day_of(folder)) is not None and d < telegram_before
+           for f in sorted(folder.glob(FILE_PATTERNS["meter"]))]
+    if old:
+        landed = _landed_files(lake, {str(f.relative_to(root)): f.stat().st_size for f in old})
+        for f in old:
+            if str(f.relative_to(root)) in landed:
+                out.telegram_files_deleted += 1
+                if not dry_run:
+                    f.unlink()
+            else:
+                out.telegram_files_kept_unlanded += 1
+        if out.telegram_files_kept_unlanded:
+            log.warning("retention: %d P1 files older than %d days were never landed: kept (land them)",
+                        out.telegram_files_kept_unlanded, policy.telegram_raw_after_days)
+    return out
 
 
 def _day_literal(day: dt.date) -> str:
@@ -141,8 +282,9 @@ def _null_column(lake: Lake, spec: T.TableSpec, column: str, before: dt.date, dr
 
 
 def apply_retention(lake: Lake, now: dt.datetime | None = None, policy: RetentionPolicy = POLICY,
-                    dry_run: bool = False) -> RetentionReport:
-    """Apply ``policy`` as of ``now`` (UTC; default: the current time) and purge old versions.
+                    dry_run: bool = False, landing_root: str | Path | None = None) -> RetentionReport:
+    """Apply ``policy`` as of ``now`` (UTC; default: the current time) and purge old versions;
+    given ``landing_root``, to the landing folder's raw files too (:func:`retain_landing`).
 
     ``dry_run`` only counts. Safe to re-run: a second run on the same day changes nothing.
     """
@@ -160,11 +302,13 @@ def apply_retention(lake: Lake, now: dt.datetime | None = None, policy: Retentio
         lake, T.QUARANTINE, "raw_text", today - dt.timedelta(days=policy.quarantine_raw_after_days), dry_run)
     if report.quarantine_raw_dropped:
         changed.append(T.QUARANTINE.name)
+    if landing_root is not None and Path(landing_root).is_dir():
+        report.landing = retain_landing(lake, landing_root, today, policy, dry_run)
     if not dry_run:
         for name in changed:
             lake.purge_history(name)
         report.tables_purged = changed
-        details = {k: v for k, v in report.as_dict().items() if k != "request_id"}
+        details = {k: v for k, v in report.as_dict().items() if k != "request_id"}  # counts only
         details["policy"] = asdict(policy)
         report.request_id = record(lake, AuditEntry("retention"), "applied", details)
     log.info("retention%s: %d IPs truncated (%d rows merged), %d IP rows removed, %d telegrams and %d "

@@ -124,6 +124,16 @@ QUARANTINE = TableSpec(
     "the landing partition that read it. Raw text is kept for 90 days (retention).",
 )
 
+LANDED_FILES = TableSpec(
+    "bronze/landed_files",
+    _schema(("source", pa.string()), ("source_file", pa.string()), ("size_bytes", pa.int64()),
+            ("day", pa.date32()), ("landed_at_utc", UTC_TS)),
+    keys=("source_file", "size_bytes"), partition_by="day", stats_columns=("day", "source"),
+    description="Every landing file a landing commit read, with its size as read; day is the landing "
+    "day folder. A row is written after the commit of the file's records, so a file listed here "
+    "(at this size) is in the lake; retention deletes only such raw files.",
+)
+
 SYSTEMS = TableSpec(
     "restricted/systems",
     _schema(
@@ -315,7 +325,7 @@ SUBJECT_OVERRIDES = TableSpec(
 
 TABLES: dict[str, TableSpec] = {
     t.name: t
-    for t in (INVERTER_READINGS, METER_READINGS, DEVICE_READINGS, WEATHER, QUARANTINE, STATIONS,
+    for t in (INVERTER_READINGS, METER_READINGS, DEVICE_READINGS, WEATHER, QUARANTINE, LANDED_FILES, STATIONS,
               SYSTEMS, SUBJECTS, INSTALLATION_PHOTOS, INVERTER_IPS, PV_INTERVALS, SYSTEM_DAILY, ALERTS,
               GUARANTEE_EVALUATIONS, CHECK_OUTCOMES, PRIVACY_AUDIT, ERASURES, SUBJECT_OVERRIDES)
 }
