@@ -144,6 +144,14 @@ def startup() -> float:
         msg = np.frombuffer(b'{"serial":"x"}', dtype=np.uint8)
         for buf in (msg, msg.copy()):
             jsonfast.scan(buf, np.array([0]), np.array([buf.size]), MESSAGE_TYPE)
+    import datetime as dt
+
+    import polars as pl
+
+    from wattlake.parsing.inverter import flag_inverter_readings  # compiled where this version has it
+
+    flag_inverter_readings(pl.DataFrame({"system_id": ["s"], "ts_utc": [dt.datetime(2025, 1, 1, tzinfo=dt.UTC)],
+                                         "ac_power_w": [1.0], "ac_energy_total_kwh": [1.0]}))
     return time.perf_counter() - t0
 
 

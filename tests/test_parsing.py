@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 
+import numpy as np
 import polars as pl
 import pytest
 
@@ -246,3 +247,71 @@ def test_read_buffer_is_the_files_back_to_back_with_invalid_bytes_replaced(tmp_p
     assert [buf[starts[i]:starts[i + 1]].tobytes() for i in range(len(want))] == want
     clean, clean_starts = read_buffer([files[0], files[2], files[5]])  # nothing to replace
     assert clean.tobytes() == contents[0] + contents[2] + contents[5] and clean_starts.tolist() == [0, 6, 12, 17]
+
+
+def _flag_reference(readings: pl.DataFrame, previous: pl.DataFrame | None = None) -> pl.DataFrame:
+    """The kW/reset rules of :func:`flag_inverter_readings` as Polars window expressions (the
+    implementation before the compiled pass): the reference the fuzz test holds it to."""
+    base = readings.select("system_id", "ts_utc", "ac_energy_total_kwh", "ac_power_w").with_columns(
+        pl.int_range(pl.len(), dtype=pl.UInt32).alias("_i"), pl.lit(False).alias("_prev"))
+    if previous is not None and previous.height:
+        prev = previous.select("system_id", "ts_utc", "ac_energy_total_kwh").with_columns(pl.lit(True).alias("_prev"))
+        base = pl.concat([base, prev], how="diagonal_relaxed")
+    code = pl.col("system_id").cast(pl.Categorical).to_physical()
+    w = base.with_columns(code.alias("_sys")).sort("_sys", "ts_utc").with_columns(
+        pl.col("ac_energy_total_kwh").shift(1).over("_sys").alias("_e0"),
+        pl.col("ts_utc").shift(1).over("_sys").alias("_t0"),
+    )
+    hours = (pl.col("ts_utc") - pl.col("_t0")).dt.total_seconds() / 3600.0
+    implied_w = (pl.col("ac_energy_total_kwh") - pl.col("_e0")) * 1000.0 / hours
+    small = (pl.col("ac_power_w") > 0) & (pl.col("ac_power_w") < 50)
+    judged = (small & (implied_w > 20) & (hours <= 0.25)).fill_null(False)
+    kw_alone = (judged & (implied_w / pl.col("ac_power_w")).is_between(300, 3000)).fill_null(False)
+    w = w.with_columns(judged.alias("_judged"), kw_alone.alias("_kw"), pl.col("ts_utc").dt.date().alias("_day"))
+    day_kw = pl.col("_kw").sum().over("_sys", "_day") > (pl.col("_judged").sum().over("_sys", "_day") / 2)
+    kw = pl.when(pl.col("_judged")).then(pl.col("_kw")).otherwise(small & day_kw).fill_null(False)
+    reset = (pl.col("ac_energy_total_kwh") < pl.col("_e0") - 0.01).fill_null(False)
+    flags = w.filter(~pl.col("_prev")).select("_i", reset.alias("counter_reset"), kw.alias("unit_corrected")).sort("_i")
+    return readings.with_columns(
+        pl.when(flags.get_column("unit_corrected")).then(pl.col("ac_power_w") * 1000.0)
+        .otherwise(pl.col("ac_power_w")).alias("ac_power_w"),
+        flags.get_column("counter_reset"), flags.get_column("unit_corrected"))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_compiled_flags_equal_the_polars_rules_on_fuzzed_batches(seed):
+    """Systems with gaps, resets, kW days, dawn readings, readings across midnight, nulls, shuffled
+    rows and counters from earlier batches: the compiled pass gives exactly the reference flags."""
+    rng = np.random.default_rng(seed)
+    frames, prevs = [], []
+    t0 = dt.datetime(2025, 6, 1, 20, tzinfo=dt.timezone.utc)
+    for s in range(12):
+        n = int(rng.integers(1, 400))
+        step = rng.choice([5, 5, 5, 5, 10, 60, 1], size=n)  # minutes; 1: sub-5-minute
+        ts = [t0 + dt.timedelta(minutes=int(m), seconds=int(rng.integers(0, 2)) * 30)
+              for m in np.cumsum(step)]
+        power = rng.choice([0.0, 0.01, 2.4, 10.0, 30.0, 2400.0, 45.0, -1.0], size=n)
+        kw_day = rng.random() < 0.4
+        true_w = np.where(power > 100, power, power * (1000.0 if kw_day else 1.0))
+        energy = 100.0 * s + np.cumsum(true_w * step / 60.0 / 1000.0)
+        energy = np.round(energy, 3)
+        if rng.random() < 0.3:  # a counter reset somewhere
+            energy[int(rng.integers(0, n)):] -= energy[0] + 5.0
+        frame = pl.DataFrame({"system_id": f"sys_{s:02d}", "ts_utc": ts, "ac_power_w": power,
+                              "ac_energy_total_kwh": energy})
+        frames.append(frame.unique(subset=["ts_utc"], keep="first", maintain_order=True))
+        if rng.random() < 0.5:
+            prevs.append({"system_id": f"sys_{s:02d}", "ts_utc": t0 - dt.timedelta(minutes=5),
+                          "ac_energy_total_kwh": float(energy[0] - rng.choice([0.0, 0.2, 50.0]))})
+    batch = pl.concat(frames)
+    nulls = rng.random(batch.height)
+    batch = batch.with_columns(
+        pl.when(pl.Series(nulls < 0.02)).then(None).otherwise(pl.col("ac_power_w")).alias("ac_power_w"),
+        pl.when(pl.Series((nulls > 0.98))).then(None).otherwise(pl.col("ac_energy_total_kwh")).alias("ac_energy_total_kwh"),
+    ).sample(fraction=1.0, shuffle=True, seed=seed)
+    previous = pl.DataFrame(prevs, schema={"system_id": pl.String, "ts_utc": pl.Datetime("us", "UTC"),
+                                           "ac_energy_total_kwh": pl.Float64}) if prevs else None
+    got = flag_inverter_readings(batch, previous)
+    want = _flag_reference(batch, previous)
+    assert got.equals(want)
+    assert want["unit_corrected"].any() and want["counter_reset"].any()  # the fuzz reaches both rules

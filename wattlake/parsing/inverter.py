@@ -28,7 +28,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import Callable
 
+import numpy as np
 import polars as pl
+from numba import njit
 
 from wattlake.parsing.lines import (LineBuffer, Parsed, decode_json_buffer, decode_json_lines, first_match,
                                     rejects_from)
@@ -158,37 +160,90 @@ def flag_inverter_readings(readings: pl.DataFrame, previous: pl.DataFrame | None
     1 Wh resolution (+-12 W over 5 minutes) cannot tell, so readings between 0 and 50 follow the
     verdict of the judged readings of the same system and UTC day (the firmware bug affects a
     stick for whole days).
+
+    The readings are put in (system, time) order by one sort of integer keys and the flags worked
+    out in one compiled pass (:func:`_flag_kernel`); ``tests/test_parsing.py`` checks the result
+    against the same rules written as Polars window expressions, on fuzzed batches.
     """
-    # the flags are worked out on a narrow copy (sorting every column, DC lists included, cost
-    # more than the rest) and joined back by position: the result keeps the input's row order
-    base = readings.select("system_id", "ts_utc", "ac_energy_total_kwh", "ac_power_w").with_columns(
-        pl.int_range(pl.len(), dtype=pl.UInt32).alias("_i"), pl.lit(False).alias("_prev"))
+    cols = ("system_id", "ts_utc", "ac_energy_total_kwh")
+    batch = readings.select(*cols, "ac_power_w")
     if previous is not None and previous.height:
-        prev = previous.select("system_id", "ts_utc", "ac_energy_total_kwh").with_columns(pl.lit(True).alias("_prev"))
-        base = pl.concat([base, prev], how="diagonal_relaxed")
-    # systems only need grouping, not text order: sorting on an integer code of the id is cheaper
-    code = pl.col("system_id").cast(pl.Categorical).to_physical()
-    w = base.with_columns(code.alias("_sys")).sort("_sys", "ts_utc").with_columns(
-        pl.col("ac_energy_total_kwh").shift(1).over("_sys").alias("_e0"),
-        pl.col("ts_utc").shift(1).over("_sys").alias("_t0"),
-    )
-    hours = (pl.col("ts_utc") - pl.col("_t0")).dt.total_seconds() / 3600.0
-    implied_w = (pl.col("ac_energy_total_kwh") - pl.col("_e0")) * 1000.0 / hours
-    small = (pl.col("ac_power_w") > 0) & (pl.col("ac_power_w") < 50)
-    judged = (small & (implied_w > 20) & (hours <= 0.25)).fill_null(False)
-    kw_alone = (judged & (implied_w / pl.col("ac_power_w")).is_between(300, 3000)).fill_null(False)
-    w = w.with_columns(judged.alias("_judged"), kw_alone.alias("_kw"),
-                       pl.col("ts_utc").dt.date().alias("_day"))
-    day_kw = (pl.col("_kw").sum().over("_sys", "_day")
-              > (pl.col("_judged").sum().over("_sys", "_day") / 2))
-    kw = pl.when(pl.col("_judged")).then(pl.col("_kw")).otherwise(small & day_kw).fill_null(False)
-    reset = (pl.col("ac_energy_total_kwh") < pl.col("_e0") - COUNTER_RESET_TOLERANCE_KWH).fill_null(False)
-    flags = (w.filter(~pl.col("_prev"))
-             .select("_i", reset.alias("counter_reset"), kw.alias("unit_corrected"))
-             .sort("_i"))
+        prev = previous.select(*cols).with_columns(pl.lit(None, dtype=pl.Float64).alias("ac_power_w"))
+        batch = pl.concat([batch, prev], how="vertical_relaxed")
+    n, total = readings.height, batch.height
+    # systems only need grouping, not text order: an integer code per id (nulls: one group, first)
+    code = batch.get_column("system_id").cast(pl.Categorical).to_physical().cast(pl.Int64).fill_null(-1).to_numpy() + 1
+    ts = batch.get_column("ts_utc").dt.cast_time_unit("us").to_physical()
+    ts_ok = ts.is_not_null().to_numpy()
+    lo = ts.min() if ts_ok.any() else 0
+    ts = ts.fill_null(lo - 1).to_numpy()  # null times sort first, as Polars sorts them
+    order = _system_time_order(code, ts, lo - 1)
+    energy = batch.get_column("ac_energy_total_kwh").cast(pl.Float64)
+    power = batch.get_column("ac_power_w").cast(pl.Float64)
+    # the kernel reads the rows in (system, time) order: gathered once, so its reads are sequential
+    judged, reset_s, kw_s = (np.zeros(total, dtype=np.bool_) for _ in range(3))
+    _flag_kernel(code[order], ts[order], ts_ok[order], energy.fill_null(0.0).to_numpy()[order],
+                 energy.is_not_null().to_numpy()[order], power.fill_null(0.0).to_numpy()[order],
+                 power.is_not_null().to_numpy()[order], COUNTER_RESET_TOLERANCE_KWH, judged, reset_s, kw_s)
+    reset, kw = np.empty(total, dtype=np.bool_), np.empty(total, dtype=np.bool_)
+    reset[order], kw[order] = reset_s, kw_s
+    corrected = pl.Series("unit_corrected", kw[:n])
     return readings.with_columns(
-        pl.when(flags.get_column("unit_corrected")).then(pl.col("ac_power_w") * 1000.0)
-        .otherwise(pl.col("ac_power_w")).alias("ac_power_w"),
-        flags.get_column("counter_reset"),
-        flags.get_column("unit_corrected"),
+        pl.when(corrected).then(pl.col("ac_power_w") * 1000.0).otherwise(pl.col("ac_power_w")).alias("ac_power_w"),
+        pl.Series("counter_reset", reset[:n]),
+        corrected,
     )
+
+
+def _system_time_order(code: np.ndarray, ts: np.ndarray, lo: int) -> np.ndarray:
+    """Row order by (``code``, ``ts``), ties in row order: one stable sort of a packed key when
+    both fit in 62 bits, else a lexicographic sort (slower)."""
+    shift = int(ts.max() - lo).bit_length() if ts.size else 0
+    if int(code.max(initial=0)).bit_length() + shift <= 62:
+        return np.argsort((code << shift) | (ts - lo), kind="stable").astype(np.int64, copy=False)
+    return np.lexsort((ts, code)).astype(np.int64)
+
+
+_DAY_US = 86_400_000_000
+_NULL_DAY = -(1 << 62)  # the "day" of a row without a time (Polars groups those together)
+
+
+@njit(cache=True, nogil=True, error_model="numpy", _nrt=False)
+def _flag_kernel(code, ts, ts_ok, energy, e_ok, power, p_ok, reset_tol, judged, reset, kw):  # pragma: no cover
+    """The flags of :func:`flag_inverter_readings` for rows in (system, time) order, written to
+    ``judged``, ``reset`` and ``kw`` at the same positions. Null inputs (``*_ok`` False) make a
+    comparison false, as Polars' null propagation and ``fill_null(False)`` do."""
+    n = code.size
+    k = 0
+    while k < n:  # one run of rows per (system, UTC day)
+        day0 = ts[k] // _DAY_US if ts_ok[k] else _NULL_DAY
+        end = k + 1
+        while end < n and code[end] == code[k] and (ts[end] // _DAY_US if ts_ok[end] else _NULL_DAY) == day0:
+            end += 1
+        n_judged = 0
+        n_kw = 0
+        for i in range(k, end):  # each row against the previous row of its system
+            judged[i] = False
+            kw[i] = False
+            reset[i] = False
+            if i == 0 or code[i - 1] != code[i]:
+                continue  # a system's first row: no previous counter
+            if not (e_ok[i] and e_ok[i - 1]):
+                continue
+            reset[i] = energy[i] < energy[i - 1] - reset_tol
+            if not (ts_ok[i] and ts_ok[i - 1] and p_ok[i]):
+                continue
+            hours = ((ts[i] - ts[i - 1]) // 1_000_000) / 3600.0  # whole seconds, as Duration.total_seconds
+            implied = (energy[i] - energy[i - 1]) * 1000.0 / hours
+            if power[i] > 0.0 and power[i] < 50.0 and implied > 20.0 and hours <= 0.25:
+                judged[i] = True
+                n_judged += 1
+                ratio = implied / power[i]
+                if ratio >= 300.0 and ratio <= 3000.0:
+                    kw[i] = True
+                    n_kw += 1
+        if n_kw > n_judged / 2.0:  # a kW day: the small readings that could not be judged follow it
+            for i in range(k, end):
+                if not judged[i] and p_ok[i] and power[i] > 0.0 and power[i] < 50.0:
+                    kw[i] = True
+        k = end
