@@ -177,8 +177,9 @@ def calibrate(lines: int = 200_000, repeats: int = 3) -> dict:
 
 
 def landing_days(root: Path) -> list[str]:
-    return sorted({p.name for s in ("inverter", "meter", "device", "weather") if (root / s).is_dir()
-                   for p in (root / s).iterdir() if p.is_dir() and len(p.name) == 10})
+    from wattlake.landing import landing_days as days  # every source landing knows
+
+    return days(root)
 
 
 # ---------------------------------------------------------------------------------------------

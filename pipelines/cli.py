@@ -77,9 +77,9 @@ def materialize_all(start: str, end: str, instance=None, lake_root: str | None =
 
 
 def _landing_days(root: Path) -> list[str]:
-    days = {p.name for source in ("inverter", "meter", "device", "weather") if (root / source).is_dir()
-            for p in (root / source).iterdir() if p.is_dir() and len(p.name) == 10}
-    return sorted(days)
+    from wattlake.landing import landing_days
+
+    return landing_days(root)
 
 
 def cmd_generate(args) -> int:

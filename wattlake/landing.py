@@ -100,6 +100,13 @@ class LandingReport:
         return asdict(self)
 
 
+def landing_days(landing_root: Path) -> list[str]:
+    """Every landing day (``YYYY-MM-DD`` folder) of any source in the landing folder, sorted."""
+    root = Path(landing_root)
+    return sorted({p.name for source in SOURCES if (root / source).is_dir()
+                   for p in (root / source).iterdir() if p.is_dir() and len(p.name) == 10})
+
+
 def landing_files(landing_root: Path, source: str, days: str | Sequence[str]) -> list[tuple[str, Path]]:
     """The files of one source and landing day(s) as (name relative to the landing root, path),
     in name order per day.
