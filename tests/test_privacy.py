@@ -506,11 +506,15 @@ def test_cli_subject_commands_print_no_personal_data(lake_copy, landing_copy, tm
     assert main(base + ["subject", "restrict", sid]) == 0
     assert main(base + ["subject", "consent", sid, "--withdraw"]) == 0
     assert main(base + ["retention", "--dry-run", "--now", "2026-06-01"]) == 0
+    before = local_files(landing_copy)
+    assert main(base + ["retention", "--dry-run", "--now", "2026-06-01", "--landing", str(landing_copy)]) == 0
+    assert local_files(landing_copy) == before  # a dry run counts, changes nothing
     assert main(base + ["subject", "erase", sid]) == 0
     assert main(base + ["subject", "scrub-landing", "--landing", str(landing_copy)]) == 0
     assert main(base + ["subject", "scrub-landing", "--landing", str(tmp_path / "nowhere")]) == 2
     out = capsys.readouterr().out
     assert "scrub-landing" in out and "files deleted" in out
+    assert "landing folder:" in out and "addresses truncated" in out
     assert find_in_files(local_files(landing_copy), needles) == []
     assert "erase req_" in out and (tmp_path / "e.zip").is_file()
     assert [n for n in needles + ["+31 6 00000000"] if n in out] == []
