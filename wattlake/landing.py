@@ -209,11 +209,18 @@ def _systems(lake: Lake) -> pl.DataFrame:
     return lake.read(T.SYSTEMS.name)
 
 
+def _landed_at(now: dt.datetime) -> pl.Expr:
+    """``landed_at_utc``: the landing time (naive UTC) as a UTC timestamp [us]."""
+    return pl.lit(now).dt.replace_time_zone("UTC").cast(pl.Datetime("us", "UTC")).alias("landed_at_utc")
+
+
+def _landing_day() -> pl.Expr:
+    """``day``: the landing day folder of ``source_file`` (``<source>/<YYYY-MM-DD>/<file>``)."""
+    return pl.col("source_file").str.extract(r"^[^/]+/(\d{4}-\d{2}-\d{2})/").str.to_date().alias("day")
+
+
 def _stamp(frame: pl.DataFrame, now: dt.datetime) -> pl.DataFrame:
-    return frame.with_columns(
-        pl.col("ts_utc").dt.date().alias("day"),
-        pl.lit(now).dt.replace_time_zone("UTC").cast(pl.Datetime("us", "UTC")).alias("landed_at_utc"),
-    )
+    return frame.with_columns(pl.col("ts_utc").dt.date().alias("day"), _landed_at(now))
 
 
 #: a JSON ``"remote_ip": "..."`` pair, complete or cut off by truncation
@@ -231,7 +238,16 @@ def redact_raw(raw: pl.Expr) -> pl.Expr:
 
 #: where a rejected record names a device: the stick serial in inverter JSON, the P1 equipment id
 #: (hex) in a telegram, the energy-manager id in a meter/device file name
-_ID_PATTERNS = (r'"serial"\s*:\s*"([^"]+)"', r"0-0:96\.1\.1\(([0-9A-Fa-f]+)\)", r"/(em_[^/]+?)\.[A-Za-z0-9]+$")
+ID_PATTERNS = (r'"serial"\s*:\s*"([^"]+)"', r"0-0:96\.1\.1\(([0-9A-Fa-f]+)\)", r"/(em_[^/]+?)\.[A-Za-z0-9]+$")
+
+
+def _erased_ids(lake: Lake, values: pl.Series) -> list[str]:
+    """The distinct ``values`` (device identifiers) whose keyed pseudonym is on an erasure tombstone."""
+    from wattlake.keys import pseudonym
+    from wattlake.privacy import erased_identifier_refs
+
+    refs = erased_identifier_refs(lake)
+    return [v for v in values.drop_nulls().unique().to_list() if pseudonym(v) in refs] if refs else []
 
 
 def _drop_erased(lake: Lake, rejects: pl.DataFrame) -> tuple[pl.DataFrame, int]:
@@ -244,18 +260,11 @@ def _drop_erased(lake: Lake, rejects: pl.DataFrame) -> tuple[pl.DataFrame, int]:
     """
     if rejects.height == 0 or not lake.exists(T.ERASURES.name):
         return rejects, 0
-    from wattlake.keys import pseudonym
-    from wattlake.privacy import erased_identifier_refs
-
-    refs = erased_identifier_refs(lake)
-    if not refs:
-        return rejects, 0
     found = rejects.select(
-        *(pl.col("raw_text").str.extract(p).alias(f"_id{i}") for i, p in enumerate(_ID_PATTERNS[:2])),
-        pl.col("source_file").str.extract(_ID_PATTERNS[2]).alias("_id2"),
+        *(pl.col("raw_text").str.extract(p).alias(f"_id{i}") for i, p in enumerate(ID_PATTERNS[:2])),
+        pl.col("source_file").str.extract(ID_PATTERNS[2]).alias("_id2"),
     )
-    distinct = found.unpivot().get_column("value").drop_nulls().unique().to_list()  # a handful
-    erased_ids = [v for v in distinct if pseudonym(v) in refs]
+    erased_ids = _erased_ids(lake, found.unpivot().get_column("value"))
     if not erased_ids:
         return rejects, 0
     hit = found.select(pl.any_horizontal(pl.col(c).is_in(erased_ids) for c in found.columns).fill_null(False))
@@ -269,8 +278,8 @@ def _quarantine(lake: Lake, source: str, rejects: pl.DataFrame, now: dt.datetime
     rows = rejects.with_columns(
         redact_raw(pl.col("raw_text")).alias("raw_text"),
         pl.lit(source).alias("source"),
-        pl.col("source_file").str.extract(r"^[^/]+/(\d{4}-\d{2}-\d{2})/").str.to_date().alias("day"),
-        pl.lit(now).dt.replace_time_zone("UTC").cast(pl.Datetime("us", "UTC")).alias("landed_at_utc"),
+        _landing_day(),
+        _landed_at(now),
     ).unique(subset=list(T.QUARANTINE.keys), keep="first", maintain_order=True)
     lake.merge_insert(T.QUARANTINE.name, rows, T.QUARANTINE.keys, T.QUARANTINE.schema,
                       configuration=T.QUARANTINE.configuration)
@@ -311,20 +320,13 @@ def _record_files(lake: Lake, source: str, files: pl.DataFrame, now: dt.datetime
     """``bronze/landed_files``: the files whose records this commit put in the lake (not the day
     files of erased subjects: their names hold an energy-manager id, and the files are scrubbed)."""
     if files.height and lake.exists(T.ERASURES.name):
-        from wattlake.keys import pseudonym
-        from wattlake.privacy import erased_identifier_refs
-
-        refs = erased_identifier_refs(lake)
-        em = files.get_column("source_file").str.extract(_ID_PATTERNS[2])
-        gone = [v for v in em.drop_nulls().unique().to_list() if pseudonym(v) in refs]
-        files = files.filter(~em.is_in(gone).fill_null(False))
+        em = files.get_column("source_file").str.extract(ID_PATTERNS[2])
+        files = files.filter(~em.is_in(_erased_ids(lake, em)).fill_null(False))
     if files.height == 0:
         return
     spec = T.LANDED_FILES
     rows = files.with_columns(
-        pl.lit(source).alias("source"),
-        pl.col("source_file").str.extract(r"^[^/]+/(\d{4}-\d{2}-\d{2})/").str.to_date().alias("day"),
-        pl.lit(now).dt.replace_time_zone("UTC").cast(pl.Datetime("us", "UTC")).alias("landed_at_utc"),
+        pl.lit(source).alias("source"), _landing_day(), _landed_at(now),
     ).unique(subset=list(spec.keys), keep="first", maintain_order=True)
     lake.merge_insert(spec.name, rows, spec.keys, spec.schema, configuration=spec.configuration)
 

@@ -60,7 +60,7 @@ from wattlake import tables as T
 from wattlake.audit import AuditEntry, history, record
 from wattlake.keys import pseudonym
 from wattlake.lake import Lake
-from wattlake.landing import FILE_PATTERNS
+from wattlake.landing import FILE_PATTERNS, ID_PATTERNS
 from wattlake.parsing.bytescan import positions
 
 log = logging.getLogger(__name__)
@@ -686,7 +686,7 @@ def _erase_from_landing(root: Path, ids: list[str], em_ids: list[str], days: Ite
         lines = pl.Series([data.decode("utf-8", errors="replace")]).str.split("\n").explode()
         hit = pl.select(_text_match(pl.lit(lines), ids)).to_series().to_numpy()
         if hit.any():
-            _replace(f, buf[np.repeat(~hit, np.diff(cuts))].tobytes())
+            replace_file(f, buf[np.repeat(~hit, np.diff(cuts))].tobytes())
             out.files_rewritten += 1
             out.lines_removed += int(hit.sum())
     for pattern in SHARED_PARQUET_FILES:
@@ -701,7 +701,7 @@ def _erase_from_landing(root: Path, ids: list[str], em_ids: list[str], days: Ite
             if hit.any():
                 buf = io.BytesIO()
                 frame.filter(~hit).write_parquet(buf)
-                _replace(f, buf.getvalue())
+                replace_file(f, buf.getvalue())
                 out.files_rewritten += 1
                 out.lines_removed += int(hit.sum())
     return out
@@ -709,7 +709,7 @@ def _erase_from_landing(root: Path, ids: list[str], em_ids: list[str], days: Ite
 
 #: registry snapshot columns that identify a subject or one of their devices
 _REGISTRY_ID_COLUMNS = ("subject_id", "system_id", "serial", "meter_id", "gas_meter_id", "em_id")
-_SERIAL_TOKEN = re.compile(rb'"serial"\s*:\s*"([^"\\]*)"')
+_SERIAL_TOKEN = re.compile(ID_PATTERNS[0].encode())  # the stick serial in an inverter message
 
 
 def erased_in_landing(lake: Lake, landing_root: str | Path, days: Iterable[str] | None = None,
@@ -810,8 +810,9 @@ def _landing_dirs(root: Path, days: set[str] | None, folders: Iterable[str] = LA
     return out
 
 
-def _replace(path: Path, data: bytes) -> None:
-    """Write ``data`` to a sibling file and rename it over ``path`` (never a half-written file)."""
+def replace_file(path: Path, data: bytes) -> None:
+    """Write ``data`` to a sibling file and rename it over ``path`` (never a half-written file;
+    a leftover sibling, ``<name>.erasing``, is deleted by the next landing erasure or scrub)."""
     tmp = path.with_name(path.name + _PARTIAL)
     tmp.write_bytes(data)
     os.replace(tmp, path)

@@ -28,7 +28,6 @@ import datetime as dt
 import ipaddress
 import json
 import logging
-import os
 import re
 from pathlib import Path
 from dataclasses import asdict, dataclass, field
@@ -152,12 +151,6 @@ def _rewrite_ips(data: bytes, remove: bool, policy: RetentionPolicy, out: Landin
     return _IP_CUT.sub(cut, _IP_PAIR.sub(pair, data))
 
 
-def _replace_file(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".retention")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 def _landed_files(lake: Lake, files: dict[str, int]) -> set[str]:
     """Those of ``files`` (landing-relative path -> current size [bytes]) that
     ``bronze/landed_files`` lists at that size: their records are committed to the lake."""
@@ -194,6 +187,7 @@ def retain_landing(lake: Lake, landing_root: str | Path, today: dt.date, policy:
             return None
 
     from wattlake.landing import FILE_PATTERNS
+    from wattlake.privacy import replace_file
 
     folders = [f for f in sorted((root / "inverter").glob("*")) if (d := day_of(f)) and d < truncate_before]
     for k, folder in enumerate(folders):
@@ -211,7 +205,7 @@ def retain_landing(lake: Lake, landing_root: str | Path, today: dt.date, policy:
             if new != data:
                 out.ip_files_rewritten += 1
                 if not dry_run:
-                    _replace_file(f, new)
+                    replace_file(f, new)
         if files and not dry_run:
             names = sorted({*([] if redo else done["files"]), *(f.name for f in files)})
             marker.write_text(json.dumps({"level": level, "files": names}))
