@@ -6,6 +6,7 @@ Commands
 ``wattlake demo``       generate (if needed) and materialise every asset on the local lake
 ``wattlake land``       land a range of landing days (through Dagster, recorded as runs)
 ``wattlake tables``     list the lake's tables with version and row count
+``wattlake inbox pull`` move raw files from the S3 inbox into the landing folder
 
 Output is progress and counts only: no personal data, no credentials.
 """
@@ -24,7 +25,8 @@ from wattlake.lake import Lake
 
 
 #: modules adding subcommands (each defines ``register(subparsers)``)
-EXTENSIONS: tuple[str, ...] = ("pipelines.cli_subject", "pipelines.cli_research", "pipelines.cli_claims")
+EXTENSIONS: tuple[str, ...] = ("pipelines.cli_subject", "pipelines.cli_research", "pipelines.cli_claims",
+                               "pipelines.cli_inbox")
 
 
 def _say(msg: str) -> None:

@@ -10,11 +10,12 @@ from assets.performance import gold_system_daily, gold_underperformance_alerts
 from assets.registry import registry
 from assets.retention import PRIVACY_ASSETS
 from assets.yield_ import silver_pv_intervals
-from pipelines.jobs import alerts_job, daily_job, guarantee_job, land_job, registry_job, retention_job
+from pipelines.jobs import (alerts_job, daily_job, guarantee_job, land_job, pull_inbox_job, registry_job,
+                           retention_job)
 from pipelines.resources import LakeResource, LandingResource
 from pipelines.schedules import (daily_alerts_schedule, daily_landing_schedule, daily_model_schedule,
                                  daily_retention_schedule)
-from pipelines.sensors import landing_sensor, registry_sensor
+from pipelines.sensors import inbox_sensor, landing_sensor, registry_sensor
 from quality.checks import QUALITY_CHECKS, QualityResource
 from wattlake.keys import install_log_redaction
 
@@ -26,8 +27,8 @@ defs = dg.Definitions(
     assets=[registry, *BRONZE_ASSETS, silver_pv_intervals, gold_system_daily, gold_underperformance_alerts, *PRIVACY_ASSETS,
             gold_guarantee_evaluations],
     asset_checks=QUALITY_CHECKS,
-    jobs=[registry_job, land_job, daily_job, alerts_job, retention_job, guarantee_job],
+    jobs=[pull_inbox_job, registry_job, land_job, daily_job, alerts_job, retention_job, guarantee_job],
     schedules=[daily_landing_schedule, daily_model_schedule, daily_alerts_schedule, daily_retention_schedule],
-    sensors=[landing_sensor, registry_sensor],
+    sensors=[inbox_sensor, landing_sensor, registry_sensor],
     resources=RESOURCES,
 )

@@ -1,10 +1,27 @@
-"""Jobs: the registry refresh and the daily landing of every bronze source."""
-
-from __future__ import annotations
+"""Jobs: the inbox pull, the registry refresh and the daily landing of every bronze source."""
 
 import dagster as dg
 
 from pipelines.partitions import daily
+from pipelines.resources import LandingResource
+
+
+@dg.op(description="Move every object of the S3 inbox into the landing folder (wattlake.inbox.pull_inbox).")
+def pull_inbox_op(context: dg.OpExecutionContext, landing: LandingResource) -> dict:
+    from wattlake.inbox import pull_inbox
+
+    report = pull_inbox(landing.path(), landing.inbox_uri())
+    context.log.info(report.summary())
+    if report.conflicts:
+        context.log.warning(f"{report.conflicts} inbox objects conflict with landing files of the same name "
+                            "and stay in the inbox (wattlake inbox pull --help)")
+    return report.as_dict()
+
+
+@dg.job(name="pull_inbox", description="Pull the S3 inbox into the landing folder; the landing sensor lands what arrives.")
+def pull_inbox_job():
+    pull_inbox_op()
+
 
 registry_job = dg.define_asset_job(
     "refresh_registry",

@@ -35,9 +35,17 @@ class LakeResource(dg.ConfigurableResource):
 
 
 class LandingResource(dg.ConfigurableResource):
-    """The folder where raw files arrive (``<source>/<YYYY-MM-DD>/...`` and ``registry/``)."""
+    """The folder where raw files arrive (``<source>/<YYYY-MM-DD>/...`` and ``registry/``), and
+    the optional S3 inbox they may be delivered to instead (``inbox``, else ``$WATTLAKE_INBOX``;
+    :mod:`wattlake.inbox` moves its objects into the folder)."""
 
     root: Optional[str] = None
+    inbox: Optional[str] = None
 
     def path(self) -> Path:
         return landing_root(self.root)
+
+    def inbox_uri(self) -> Optional[str]:
+        from wattlake.inbox import inbox_uri
+
+        return inbox_uri(self.inbox)

@@ -4,6 +4,8 @@
 requests a ``land_bronze`` run for each day whose fingerprint changed since the last tick;
 the run key includes the fingerprint, so a day is landed again only when its files change
 (landing is idempotent either way). ``registry_sensor`` does the same for the registry files.
+``inbox_sensor`` requests a ``pull_inbox`` run whenever the S3 inbox (if one is configured)
+holds objects it has not seen in that state before.
 """
 
 
@@ -13,9 +15,9 @@ from pathlib import Path
 
 import dagster as dg
 
-from pipelines.jobs import land_job, registry_job
+from pipelines.jobs import land_job, pull_inbox_job, registry_job
 from pipelines.partitions import daily
-from pipelines.resources import landing_root
+from pipelines.resources import LandingResource, landing_root
 from wattlake.landing import SOURCES
 
 
@@ -67,3 +69,21 @@ def registry_sensor(context: dg.SensorEvaluationContext):
     if fp != context.cursor:
         yield dg.RunRequest(run_key=f"registry:{fp}")
         context.update_cursor(fp)
+
+
+@dg.sensor(job=pull_inbox_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.STOPPED,
+           description="Pull the S3 inbox (WATTLAKE_INBOX) into the landing folder when objects arrive.")
+def inbox_sensor(context: dg.SensorEvaluationContext, landing: LandingResource):
+    from wattlake.inbox import inbox_fingerprint
+
+    uri = landing.inbox_uri()
+    if not uri:
+        return dg.SkipReason("no inbox configured (WATTLAKE_INBOX)")
+    count, fp = inbox_fingerprint(uri)
+    if count == 0:
+        context.update_cursor("")
+        return dg.SkipReason("the inbox is empty")
+    if fp == context.cursor:  # objects the last pull left (conflicts, unrecognised keys): not again
+        return dg.SkipReason(f"{count} objects left in the inbox, unchanged since the last pull")
+    context.update_cursor(fp)
+    return dg.RunRequest(run_key=f"inbox:{fp}")
