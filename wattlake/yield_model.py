@@ -245,10 +245,12 @@ def hourly_actuals(readings: pl.DataFrame) -> pl.DataFrame:
         - ``status_fault_count`` (Int32): readings with status ``"fault"``.
     """
     hour = (pl.col("ts_utc") - pl.duration(seconds=150)).dt.truncate("1h")
-    # sorted first: floating-point sums then see the readings in one order whatever Delta
-    # files they came from, so a day's silver rows are bit-identical however it is (re)computed
-    # (the power columns and the exploded DC inputs are sorted apart: sorting the DC lists with
-    # the readings cost more than all the aggregation)
+    # sorted first, so the readings meet the aggregation in one order whatever Delta files they
+    # came from. That alone does not make the sums bit-stable: Polars' grouped float sums differ
+    # in the last bit from one call to the next (about 50 k of 216 k hours for the same frame in
+    # one process, 2026-11-23). silver rounds its floats to 1e-9 (numerics.round_floats), and
+    # that is what makes a recomputation equal. (The power columns and the exploded DC inputs are
+    # sorted apart: sorting the DC lists with the readings cost more than all the aggregation.)
     base = readings.lazy().select("system_id", "ts_utc", "ac_power_w", "status").sort("system_id", "ts_utc").select(
         pl.col("system_id"), hour.alias("hour"), pl.col("ac_power_w"), pl.col("status"),
     )
