@@ -40,8 +40,8 @@ def cmd_pull(args) -> int:
         _say(str(exc))
         return 1
     if report.unrecognised:
-        _say(f"{report.unrecognised} objects fit no landing path (<source>/<YYYY-MM-DD>/<file>, registry/*.csv, "
-             "weather/stations.csv) and were left in the inbox")
+        _say(f"{report.unrecognised} objects fit no landing path (<source>/<YYYY-MM-DD>/<file> or a registry "
+             "snapshot) and were left in the inbox")
     if report.conflicts:
         _say(f"{report.conflicts} objects differ from landing files of the same name and were left in the inbox: "
              "compare them, then delete the object (the landed file stands) or move the local file away and pull again")

@@ -62,7 +62,7 @@ def test_landing_path_accepts_only_the_landing_layout():
     assert landing_path("weather/stations.csv") == ("weather/stations.csv", True)
     for bad in ("inverter/2025-13-01/a.jsonl", "inverter/2025-10-25/a.p1", "meter/2025-10-25/.x.p1",
                 "inverter/2025-10-25/sub/a.jsonl", "../etc/passwd", "registry/../../x.csv", "readme.txt",
-                "invoices/2025-10-25/a.jsonl", "inverter//a.jsonl", "registry/notes.txt"):
+                "invoices/2025-10-25/a.jsonl", "inverter//a.jsonl", "registry/notes.txt", "registry/extra.csv"):
         assert landing_path(bad) is None, bad
 
 
@@ -164,6 +164,20 @@ def test_an_object_overwritten_during_the_pull_stays_in_the_inbox(inbox, tmp_pat
     assert (landing / key[3:]).read_bytes() == b'{"v": 1}\n'      # what was read is kept
     assert client.get_object(Bucket=bucket, Key=key)["Body"].read() == b'{"v": 1}\n{"v": 2}\n'
     assert pull_inbox(landing, uri).conflicts == 1               # and then surfaces for the operator
+
+
+def test_an_object_another_pull_took_first_is_counted_as_gone(inbox, tmp_path):
+    uri, client, bucket = inbox
+    key = "in/device/2025-10-25/em_0a1b2c3d.jsonl"
+    client.put_object(Bucket=bucket, Key=key, Body=b'{"v": 1}\n')
+
+    class Raced(_Proxy):
+        def get_object(self, **kw):
+            self._c.delete_object(**kw)
+            return self._c.get_object(**kw)
+
+    report = pull_inbox(tmp_path / "landing", uri, client=Raced(client))
+    assert (report.objects, report.gone, report.failed) == (1, 1, 0)
 
 
 def test_a_versioned_inbox_keeps_no_version_or_delete_marker(inbox, tmp_path):

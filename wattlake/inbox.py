@@ -4,7 +4,7 @@ Devices and exports may deliver to a bucket (``WATTLAKE_INBOX=s3://bucket/prefix
 the landing folder. The inbox uses the landing folder's layout::
 
     <prefix>/<source>/<YYYY-MM-DD>/<file>   source: inverter, meter, device, weather
-    <prefix>/registry/<file>.csv            CRM snapshots (names, addresses: personal data)
+    <prefix>/registry/<name>.csv            CRM snapshots: systems, subjects, installation_photos
     <prefix>/weather/stations.csv
 
 :func:`pull_inbox` moves every object into the landing folder and then deletes it from the
@@ -64,6 +64,9 @@ CHUNK = 8 << 20
 
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _MD5_ETAG = re.compile(r"^[0-9a-f]{32}$")
+#: the snapshot files the registry lands (:func:`wattlake.registry.land_registry`)
+SNAPSHOTS = ("registry/systems.csv", "registry/subjects.csv", "registry/installation_photos.csv",
+             "weather/stations.csv")
 
 
 class InboxError(RuntimeError):
@@ -83,12 +86,14 @@ class PullReport:
     conflicts: int = 0
     changed: int = 0           # overwritten in the bucket while being pulled: kept there
     unrecognised: int = 0
+    gone: int = 0              # deleted from the inbox by another pull between listing and reading
     failed: int = 0
     bytes_pulled: int = 0
     seconds: float = 0.0
     errors: list[str] = field(default_factory=list)   # error types and counts, never keys
 
-    OUTCOMES = ("pulled", "replaced", "already_present", "conflicts", "changed", "unrecognised", "failed")
+    OUTCOMES = ("pulled", "replaced", "already_present", "conflicts", "changed", "unrecognised", "gone",
+                "failed")
 
     def check(self) -> None:
         total = sum(getattr(self, k) for k in self.OUTCOMES)
@@ -126,16 +131,14 @@ def landing_path(rel: str) -> tuple[str, bool] | None:
 
     Returns ``(relative path, is_snapshot)`` or None when the key fits no landing path: day files
     ``<source>/<YYYY-MM-DD>/<name>`` matching the source's file pattern, and the snapshots
-    ``registry/<name>.csv`` and ``weather/stations.csv`` (replaced on every pull).
+    :data:`SNAPSHOTS` (replaced on every pull).
     """
     import fnmatch
 
     parts = rel.split("/")
     if any(not p or p.startswith(".") or p in ("..",) for p in parts):
         return None
-    if len(parts) == 2 and parts[0] == "registry" and parts[1].endswith(".csv"):
-        return rel, True
-    if parts == ["weather", "stations.csv"]:
+    if rel in SNAPSHOTS:
         return rel, True
     if len(parts) == 3 and parts[0] in SOURCES and _DAY.match(parts[1]):
         try:
@@ -216,7 +219,12 @@ def _pull_one(client, bucket: str, obj: dict, landing: Path, tmp: Path, snapshot
     """Move one object; returns (outcome, bytes written)."""
     from botocore.exceptions import ClientError
 
-    resp = client.get_object(Bucket=bucket, Key=obj["key"])
+    try:
+        resp = client.get_object(Bucket=bucket, Key=obj["key"])
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+            return "gone", 0
+        raise
     etag = resp.get("ETag", "").strip('"')
     version = resp.get("VersionId")
     length = resp.get("ContentLength")
@@ -249,11 +257,13 @@ def _pull_one(client, bucket: str, obj: dict, landing: Path, tmp: Path, snapshot
             # link, not rename: fails if a concurrent pull put the same name in meanwhile
             try:
                 os.link(part, dest)
+                outcome = "pulled"
             except FileExistsError:
                 if not _same_bytes(part, dest):
                     return "conflicts", 0
                 outcome = "already_present"
-            else:
+            except OSError:  # a file system without hard links: rename (last writer wins)
+                os.replace(part, dest)
                 outcome = "pulled"
         _fsync_dir(dest.parent)
     finally:
