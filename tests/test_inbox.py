@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import shutil
 import uuid
 from pathlib import Path
 
