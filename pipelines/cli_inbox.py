@@ -3,8 +3,8 @@
 ``wattlake inbox pull [--inbox s3://bucket/prefix] [--dry-run] [--workers N]``
 
 The inbox defaults to ``$WATTLAKE_INBOX``; the landing folder to ``--landing`` /
-``$WATTLAKE_LANDING``. Objects are moved (downloaded, verified, renamed into place, then
-deleted from the bucket), so the landing folder stays the single raw copy that erasure and
+``$WATTLAKE_LANDING``. Objects are moved (downloaded, verified, put in place, then deleted
+from the bucket), so the landing folder stays the single raw copy that erasure and
 retention work on (:mod:`wattlake.inbox`). Output is counts and sizes, never keys.
 Exit status: 0 when everything recognised was pulled, 1 when objects failed, 2 when some
 conflict with landing files of the same name (they stay in the inbox).

@@ -18,15 +18,16 @@ For each object:
 1. It is downloaded into ``<landing>/.inbox-tmp/<run>/`` (outside the source folders, so neither
    landing nor the landing sensor sees it), checked against the object's size and, for a
    single-part upload, the MD5 in its ETag, and flushed to disk (``fsync``).
-2. It is put in place with an atomic rename:
+2. It is put in place atomically (the temporary folder is on the landing folder's file system):
 
-   - a day file with a new name is renamed in (``pulled``);
+   - a day file with a new name is hard-linked in (``pulled``); a link, unlike a rename, fails
+     when a concurrent pull put the same name in first;
    - a day file already present with the same bytes is left as it is (``already_present``:
-     a pull interrupted between rename and delete, or a device sending a file twice);
+     a pull interrupted between putting in place and deleting, or a device sending a file twice);
    - a day file present with *different* bytes is a ``conflict``: the local file stays
      untouched and the object stays in the inbox for the operator (landing never swaps the
      content behind a file name it may already have landed);
-   - a registry snapshot replaces the local one (each upload is the current snapshot).
+   - a registry snapshot replaces the local one by rename (each upload is the current snapshot).
 3. The exact object that was read is deleted: on a versioned bucket that version (permanent,
    no delete marker left), otherwise only if its ETag still matches (``If-Match``). An object
    overwritten during the pull is kept (``changed``) and pulled again next time.
@@ -39,6 +40,7 @@ and sizes, never keys (file names carry serial numbers and energy-manager ids).
 from __future__ import annotations
 
 import datetime as dt
+import filecmp
 import hashlib
 import logging
 import os
@@ -47,6 +49,7 @@ import shutil
 import threading
 import time
 import uuid
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -55,7 +58,7 @@ from wattlake.landing import FILE_PATTERNS, SOURCES
 
 log = logging.getLogger(__name__)
 
-#: where downloads wait for their rename (same file system as the landing folder)
+#: where downloads wait to be put in place (inside the landing folder: the same file system)
 TMP_DIR = ".inbox-tmp"
 #: a leftover run folder in TMP_DIR older than this is from a crashed pull and is removed (s)
 STALE_TMP_S = 3600.0
@@ -118,12 +121,14 @@ def inbox_uri(uri: str | None = None) -> str | None:
 
 def split_uri(uri: str) -> tuple[str, str]:
     """``s3://bucket/prefix`` -> (bucket, prefix without slashes)."""
-    if not uri.startswith("s3://") or len(uri) <= 5:
+    from wattlake.exports import _split_s3
+
+    if not uri.startswith("s3://"):
         raise InboxError("the inbox must be an s3://bucket[/prefix] URI")
-    bucket, _, prefix = uri[5:].partition("/")
+    bucket, prefix = _split_s3(uri)
     if not bucket:
         raise InboxError("the inbox URI names no bucket")
-    return bucket, prefix.strip("/")
+    return bucket, prefix
 
 
 def landing_path(rel: str) -> tuple[str, bool] | None:
@@ -136,7 +141,7 @@ def landing_path(rel: str) -> tuple[str, bool] | None:
     import fnmatch
 
     parts = rel.split("/")
-    if any(not p or p.startswith(".") or p in ("..",) for p in parts):
+    if any(not p or p.startswith(".") for p in parts):  # also "..": no way out of the folder
         return None
     if rel in SNAPSHOTS:
         return rel, True
@@ -174,18 +179,6 @@ def inbox_fingerprint(uri: str, client=None) -> tuple[int, str]:
     for o in sorted(objs, key=lambda o: o["key"]):
         h.update(f"{o['key']}\0{o['etag']}\0{o['size']};".encode())
     return len(objs), h.hexdigest()[:16]
-
-
-def _same_bytes(a: Path, b: Path) -> bool:
-    if a.stat().st_size != b.stat().st_size:
-        return False
-    with open(a, "rb") as fa, open(b, "rb") as fb:
-        while True:
-            x, y = fa.read(CHUNK), fb.read(CHUNK)
-            if x != y:
-                return False
-            if not x:
-                return True
 
 
 def _fsync_dir(path: Path) -> None:
@@ -250,7 +243,7 @@ def _pull_one(client, bucket: str, obj: dict, landing: Path, tmp: Path, snapshot
             outcome = "replaced" if dest.exists() else "pulled"
             os.replace(part, dest)
         elif dest.exists():
-            if not _same_bytes(part, dest):
+            if not filecmp.cmp(part, dest, shallow=False):
                 return "conflicts", 0
             outcome = "already_present"
         else:
@@ -259,7 +252,7 @@ def _pull_one(client, bucket: str, obj: dict, landing: Path, tmp: Path, snapshot
                 os.link(part, dest)
                 outcome = "pulled"
             except FileExistsError:
-                if not _same_bytes(part, dest):
+                if not filecmp.cmp(part, dest, shallow=False):
                     return "conflicts", 0
                 outcome = "already_present"
             except OSError:  # a file system without hard links: rename (last writer wins)
@@ -324,7 +317,7 @@ def pull_inbox(landing_root: str | Path, uri: str | None = None, *, dry_run: boo
     tmp = tmp_root / uuid.uuid4().hex
     tmp.mkdir(parents=True)
     lock = threading.Lock()
-    errors: dict[str, int] = {}
+    errors: Counter[str] = Counter()
     done = 0
 
     def work(item) -> None:
@@ -335,7 +328,7 @@ def pull_inbox(landing_root: str | Path, uri: str | None = None, *, dry_run: boo
         except Exception as exc:  # counted; the object stays in the inbox
             outcome, size = "failed", 0
             with lock:
-                errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
+                errors[type(exc).__name__] += 1
         with lock:
             setattr(report, outcome, getattr(report, outcome) + 1)
             report.bytes_pulled += size
