@@ -22,23 +22,6 @@ from wattlake.lake import Lake  # noqa: E402
 S3_KEY, S3_SECRET = "wattlake-test-key", "wattlake-test-secret"
 
 
-@pytest.fixture(autouse=True)
-def _no_dagster_state_storage_left_behind():
-    """Clear Dagster's current defs-state storage after each test.
-
-    A schedule context built without ``with`` (``tests/test_pipelines.py``) opens a second
-    instance from the instance ref on first use and enters it on its own exit stack, which
-    nothing closes: the context variable keeps pointing at that instance's storage. Once the
-    instance is garbage-collected, the next test that builds Definitions fails with "Attempted
-    to resolve undefined DagsterInstance weakref", depending on which files its worker ran
-    before (dagster 1.13.27).
-    """
-    yield
-    from dagster._core.storage.defs_state.base import _current_storage
-
-    _current_storage.set(None)
-
-
 @pytest.fixture(scope="session")
 def s3_endpoint():
     """A moto S3 server on 127.0.0.1 (random free port), started and stopped by the tests."""

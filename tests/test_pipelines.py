@@ -32,9 +32,10 @@ def test_schedule_lands_yesterday_after_midnight_amsterdam():
     assert schedule.execution_timezone == "Europe/Amsterdam"
     assert schedule.cron_schedule == "30 2 * * *"
     ams = zoneinfo.ZoneInfo("Europe/Amsterdam")
-    with dg.instance_for_test() as instance:
-        ctx = dg.build_schedule_context(instance=instance,
-                                        scheduled_execution_time=dt.datetime(2025, 10, 27, 2, 30, tzinfo=ams))
+    # contexts in a with: one left open keeps the instance it opened as Dagster's current
+    # defs-state storage, and a later test building Definitions fails once that instance is gone
+    with dg.instance_for_test() as instance, dg.build_schedule_context(
+            instance=instance, scheduled_execution_time=dt.datetime(2025, 10, 27, 2, 30, tzinfo=ams)) as ctx:
         requests = list(schedule.evaluate_tick(ctx).run_requests)
     assert [r.partition_key for r in requests] == ["2025-10-26"]
 
@@ -42,9 +43,9 @@ def test_schedule_lands_yesterday_after_midnight_amsterdam():
 def test_model_schedule_takes_the_day_before_yesterday():
     schedule = defs.resolve_schedule_def("daily_model")
     ams = zoneinfo.ZoneInfo("Europe/Amsterdam")
-    with dg.instance_for_test() as instance:
-        ctx = dg.build_schedule_context(instance=instance, repository_def=defs.get_repository_def(),
-                                        scheduled_execution_time=dt.datetime(2025, 10, 28, 3, 30, tzinfo=ams))
+    with dg.instance_for_test() as instance, dg.build_schedule_context(
+            instance=instance, repository_def=defs.get_repository_def(),
+            scheduled_execution_time=dt.datetime(2025, 10, 28, 3, 30, tzinfo=ams)) as ctx:
         requests = list(schedule.evaluate_tick(ctx).run_requests)
     assert [r.partition_key for r in requests] == ["2025-10-26"]
 
