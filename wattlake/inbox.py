@@ -54,7 +54,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from wattlake.exports import _s3_client, _split_s3
 from wattlake.landing import FILE_PATTERNS, SOURCES
+from wattlake.registry import SNAPSHOTS
 
 log = logging.getLogger(__name__)
 
@@ -67,9 +69,6 @@ CHUNK = 8 << 20
 
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _MD5_ETAG = re.compile(r"^[0-9a-f]{32}$")
-#: the snapshot files the registry lands (:func:`wattlake.registry.land_registry`)
-SNAPSHOTS = ("registry/systems.csv", "registry/subjects.csv", "registry/installation_photos.csv",
-             "weather/stations.csv")
 
 
 class InboxError(RuntimeError):
@@ -121,8 +120,6 @@ def inbox_uri(uri: str | None = None) -> str | None:
 
 def split_uri(uri: str) -> tuple[str, str]:
     """``s3://bucket/prefix`` -> (bucket, prefix without slashes)."""
-    from wattlake.exports import _split_s3
-
     if not uri.startswith("s3://"):
         raise InboxError("the inbox must be an s3://bucket[/prefix] URI")
     bucket, prefix = _split_s3(uri)
@@ -136,7 +133,7 @@ def landing_path(rel: str) -> tuple[str, bool] | None:
 
     Returns ``(relative path, is_snapshot)`` or None when the key fits no landing path: day files
     ``<source>/<YYYY-MM-DD>/<name>`` matching the source's file pattern, and the snapshots
-    :data:`SNAPSHOTS` (replaced on every pull).
+    :data:`wattlake.registry.SNAPSHOTS` (replaced on every pull).
     """
     import fnmatch
 
@@ -155,13 +152,6 @@ def landing_path(rel: str) -> tuple[str, bool] | None:
     return None
 
 
-def s3_client():
-    """boto3 S3 client from the AWS environment (``AWS_ENDPOINT_URL`` for an S3-protocol server)."""
-    from wattlake.exports import _s3_client
-
-    return _s3_client()
-
-
 def _list(client, bucket: str, prefix: str) -> list[dict]:
     base = f"{prefix}/" if prefix else ""
     out = []
@@ -174,7 +164,7 @@ def _list(client, bucket: str, prefix: str) -> list[dict]:
 def inbox_fingerprint(uri: str, client=None) -> tuple[int, str]:
     """(object count, hash of keys and ETags) of the inbox: what the inbox sensor compares."""
     bucket, prefix = split_uri(uri)
-    objs = _list(client or s3_client(), bucket, prefix)
+    objs = _list(client or _s3_client(), bucket, prefix)
     h = hashlib.sha256()
     for o in sorted(objs, key=lambda o: o["key"]):
         h.update(f"{o['key']}\0{o['etag']}\0{o['size']};".encode())
@@ -292,7 +282,7 @@ def pull_inbox(landing_root: str | Path, uri: str | None = None, *, dry_run: boo
     if not uri:
         raise InboxError("no inbox configured: pass an s3:// URI or set WATTLAKE_INBOX")
     bucket, prefix = split_uri(uri)
-    client = client or s3_client()
+    client = client or _s3_client()
     landing = Path(landing_root)
     t0 = time.perf_counter()
     report = PullReport(inbox=f"s3://{bucket}/{prefix}".rstrip("/"), dry_run=dry_run)

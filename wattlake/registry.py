@@ -146,8 +146,16 @@ def apply_privacy(lake: Lake, subjects: pl.DataFrame, systems: pl.DataFrame,
     return subjects, systems, photos
 
 
+#: the registry's snapshot files, relative to the landing folder (each upload replaces the last)
+STATIONS_FILE = "weather/stations.csv"
+SYSTEMS_FILE = "registry/systems.csv"
+SUBJECTS_FILE = "registry/subjects.csv"
+PHOTOS_FILE = "registry/installation_photos.csv"
+SNAPSHOTS = (SYSTEMS_FILE, SUBJECTS_FILE, PHOTOS_FILE, STATIONS_FILE)
+
+
 def land_stations(lake: Lake, landing_root: Path) -> RegistryReport:
-    path = Path(landing_root) / "weather" / "stations.csv"
+    path = Path(landing_root) / STATIONS_FILE
     return _write_if_changed(lake, T.STATIONS, read_registry_csv(path, T.STATIONS))
 
 
@@ -160,10 +168,10 @@ def land_registry(lake: Lake, landing_root: Path) -> dict[str, RegistryReport]:
     (:func:`wattlake.privacy.scrub_landing`).
     """
     root = Path(landing_root)
-    stations = read_registry_csv(root / "weather" / "stations.csv", T.STATIONS)
-    systems = read_registry_csv(root / "registry" / "systems.csv", T.SYSTEMS)
-    subjects = read_registry_csv(root / "registry" / "subjects.csv", T.SUBJECTS)
-    photos_path = root / "registry" / "installation_photos.csv"
+    stations = read_registry_csv(root / STATIONS_FILE, T.STATIONS)
+    systems = read_registry_csv(root / SYSTEMS_FILE, T.SYSTEMS)
+    subjects = read_registry_csv(root / SUBJECTS_FILE, T.SUBJECTS)
+    photos_path = root / PHOTOS_FILE
     photos = (read_registry_csv(photos_path, T.INSTALLATION_PHOTOS) if photos_path.is_file()
               else pl.DataFrame(schema=pl.from_arrow(T.INSTALLATION_PHOTOS.schema.empty_table()).schema))
 
@@ -181,7 +189,7 @@ def land_registry(lake: Lake, landing_root: Path) -> dict[str, RegistryReport]:
         scrub_landing(lake, root, folders=("registry",))
     orphans = systems.join(subjects, on="subject_id", how="anti")
     if orphans.height:
-        raise RegistryError(f"{root / 'registry' / 'systems.csv'}: {orphans.height} systems reference unknown subjects")
+        raise RegistryError(f"{root / SYSTEMS_FILE}: {orphans.height} systems reference unknown subjects")
     reports = {
         T.STATIONS.name: _write_if_changed(lake, T.STATIONS, stations),
         T.SUBJECTS.name: _write_if_changed(lake, T.SUBJECTS, subjects),
