@@ -19,6 +19,7 @@ from pipelines.jobs import land_job, pull_inbox_job, registry_job
 from pipelines.partitions import daily
 from pipelines.resources import LandingResource, landing_root
 from wattlake.landing import SOURCES
+from wattlake.registry import SNAPSHOTS
 
 
 def _fingerprint(paths: list[Path]) -> str:
@@ -61,8 +62,8 @@ def landing_sensor(context: dg.SensorEvaluationContext):
            description="Refresh the restricted registry tables when the registry files change.")
 def registry_sensor(context: dg.SensorEvaluationContext):
     root = landing_root()
-    paths = [p for p in (root / "registry").glob("*.csv")] + [root / "weather" / "stations.csv"]
-    paths = [p for p in paths if p.is_file()]
+    # the snapshots land_registry reads, and nothing else: another file in registry/ is no change
+    paths = [root / name for name in SNAPSHOTS if (root / name).is_file()]
     if not paths:
         return
     fp = _fingerprint(paths)

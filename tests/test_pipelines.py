@@ -71,13 +71,32 @@ def test_landing_sensor_requests_new_and_changed_days(small_landing, monkeypatch
             os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))
 
 
-def test_registry_sensor_fires_once_per_change(small_landing, monkeypatch):
-    root, _ = small_landing
+def test_registry_sensor_fires_once_per_change(small_landing, monkeypatch, tmp_path):
+    import shutil
+
+    from wattlake.registry import SNAPSHOTS, SYSTEMS_FILE
+
+    root = tmp_path / "landing"
+    for name in SNAPSHOTS:
+        if (small_landing[0] / name).is_file():
+            (root / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(small_landing[0] / name, root / name)
     monkeypatch.setenv("WATTLAKE_LANDING", str(root))
     with dg.instance_for_test() as instance:
-        ctx = dg.build_sensor_context(instance=instance)
-        assert len(list(registry_sensor(ctx))) == 1
-        assert list(registry_sensor(dg.build_sensor_context(instance=instance, cursor=ctx.cursor))) == []
+        def evaluate(cursor):
+            ctx = dg.build_sensor_context(instance=instance, cursor=cursor)
+            return list(registry_sensor(ctx)), ctx.cursor
+
+        requests, cursor = evaluate(None)
+        assert len(requests) == 1
+        assert evaluate(cursor)[0] == []
+        # a file land_registry does not read is no reason to refresh the registry
+        (root / "registry" / "notes.csv").write_text("a,b\n1,2\n")
+        assert evaluate(cursor)[0] == []
+        systems = root / SYSTEMS_FILE
+        systems.write_bytes(systems.read_bytes() + b"\n")
+        requests, changed = evaluate(cursor)
+        assert len(requests) == 1 and changed != cursor
 
 
 def test_jobs_resolve():
