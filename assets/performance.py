@@ -1,13 +1,14 @@
-"""Gold: daily performance per system and underperformance alert episodes."""
+"""Gold: daily performance per system, underperformance alert episodes and the notices installers get."""
 
 import dagster as dg
 
 from assets.registry import key
 from pipelines.partitions import daily
-from pipelines.resources import LakeResource
+from pipelines.resources import ExportsResource, LakeResource
 from wattlake import tables as T
 from wattlake.modelling import write_alerts, write_system_daily
-from wattlake.tables import ALERTS, PV_INTERVALS, SYSTEM_DAILY
+from wattlake.notices import send_notices
+from wattlake.tables import ALERTS, INSTALLER_NOTICES, PV_INTERVALS, SYSTEM_DAILY
 
 
 @dg.asset(
@@ -45,3 +46,27 @@ def gold_underperformance_alerts(context: dg.AssetExecutionContext, lake: LakeRe
     return dg.MaterializeResult(metadata={"alerts": alerts.height, "by_kind": dg.MetadataValue.json(by_kind),
                                           "deficit_kwh": float(alerts.get_column("deficit_kwh").sum() or 0.0),
                                           "delta_version": the_lake.version(ALERTS.name)})
+
+
+@dg.asset(
+    key=key(INSTALLER_NOTICES.name),
+    description=INSTALLER_NOTICES.description,
+    group_name="gold",
+    deps=[key(ALERTS.name), key(SYSTEM_DAILY.name), key(T.SYSTEMS.name), key(T.SUBJECTS.name)],
+    metadata={"table": INSTALLER_NOTICES.name, "keys": list(INSTALLER_NOTICES.keys)},
+    kinds={"deltalake", "polars"},
+    pool="lake_gold",
+)
+def gold_installer_notices(context: dg.AssetExecutionContext, lake: LakeResource,
+                           exports: ExportsResource) -> dg.MaterializeResult:
+    """Send installers what changed in their alert episodes since the last delivery (one signed folder
+    per installer under exports/installers/), then record it in the ledger."""
+    the_lake = lake.lake()
+    report = send_notices(the_lake, exports.export_root())
+    context.log.info(report.summary())
+    return dg.MaterializeResult(metadata={
+        "notices": report.notices, "by_notice": dg.MetadataValue.json(report.by_notice),
+        "installers": len(report.installers), "held_restricted": report.held_restricted,
+        "no_installer": report.no_installer, "batch_id": report.batch_id,
+        "delta_version": the_lake.version(INSTALLER_NOTICES.name) if the_lake.exists(INSTALLER_NOTICES.name) else None,
+    })

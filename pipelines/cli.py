@@ -26,7 +26,7 @@ from wattlake.lake import Lake
 
 #: modules adding subcommands (each defines ``register(subparsers)``)
 EXTENSIONS: tuple[str, ...] = ("pipelines.cli_subject", "pipelines.cli_research", "pipelines.cli_claims",
-                               "pipelines.cli_inbox")
+                               "pipelines.cli_alerts", "pipelines.cli_inbox")
 
 
 def _say(msg: str) -> None:
@@ -160,6 +160,9 @@ def cmd_demo(args) -> int:
     from pipelines.cli_claims import demo_claims
 
     demo_claims(lake, _say)
+    from pipelines.cli_alerts import demo_notices
+
+    demo_notices(lake, _say)
     return 0
 
 

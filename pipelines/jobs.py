@@ -38,8 +38,8 @@ daily_job = dg.define_asset_job(
 
 alerts_job = dg.define_asset_job(
     "detect_alerts",
-    selection=dg.AssetSelection.assets(["gold", "underperformance_alerts"]),
-    description="Re-detect underperformance episodes over the whole history.",
+    selection=dg.AssetSelection.assets(["gold", "underperformance_alerts"], ["gold", "installer_notices"]),
+    description="Re-detect underperformance episodes over the whole history, then send installers what changed.",
 )
 
 land_job = dg.define_asset_job(

@@ -1,6 +1,6 @@
-"""Dagster resources: the lakehouse root and the landing folder.
+"""Dagster resources: the lakehouse root, the landing folder and the exports root.
 
-Both default from the environment (``WATTLAKE_LAKE``, ``WATTLAKE_LANDING``) so ``dagster dev``,
+All default from the environment (``WATTLAKE_LAKE``, ``WATTLAKE_LANDING``, ``WATTLAKE_EXPORTS``) so ``dagster dev``,
 the daemon, the CLI and the tests share one configuration. Assets receive them by type
 annotation, never through globals.
 """
@@ -49,3 +49,15 @@ class LandingResource(dg.ConfigurableResource):
         from wattlake.inbox import inbox_uri
 
         return inbox_uri(self.inbox)
+
+
+class ExportsResource(dg.ConfigurableResource):
+    """What leaves the company (local folder or ``s3://bucket/prefix``): ``root``, else
+    ``$WATTLAKE_EXPORTS``, else ``./exports`` (:class:`wattlake.exports.ExportRoot`)."""
+
+    root: Optional[str] = None
+
+    def export_root(self):
+        from wattlake.exports import ExportRoot
+
+        return ExportRoot.from_env(self.root)

@@ -254,6 +254,21 @@ def pl_schema_to_arrow(schema) -> pa.Schema:
 SYSTEM_DAILY, ALERTS = _gold_specs()
 
 
+def _notices_spec() -> TableSpec:
+    from wattlake.notices import NOTICE_SCHEMA
+
+    return TableSpec(
+        "gold/installer_notices", pl_schema_to_arrow(NOTICE_SCHEMA), keys=("batch_id", "notice_id"),
+        partition_by=None, stats_columns=("sent_at_utc", "first_day", "last_day"),
+        description="Ledger of the underperformance notices sent to installers (new, escalated, ended, "
+        "reopened, withdrawn episodes), one row per notice and delivery batch: what each installer was "
+        "told, so the next delivery sends only changes. Pseudonymous system ids only.",
+    )
+
+
+INSTALLER_NOTICES = _notices_spec()
+
+
 def _guarantee_spec() -> TableSpec:
     from wattlake.guarantee import GUARANTEE_SCHEMA
 
@@ -326,7 +341,7 @@ SUBJECT_OVERRIDES = TableSpec(
 TABLES: dict[str, TableSpec] = {
     t.name: t
     for t in (INVERTER_READINGS, METER_READINGS, DEVICE_READINGS, WEATHER, QUARANTINE, LANDED_FILES, STATIONS,
-              SYSTEMS, SUBJECTS, INSTALLATION_PHOTOS, INVERTER_IPS, PV_INTERVALS, SYSTEM_DAILY, ALERTS,
+              SYSTEMS, SUBJECTS, INSTALLATION_PHOTOS, INVERTER_IPS, PV_INTERVALS, SYSTEM_DAILY, ALERTS, INSTALLER_NOTICES,
               GUARANTEE_EVALUATIONS, CHECK_OUTCOMES, PRIVACY_AUDIT, ERASURES, SUBJECT_OVERRIDES)
 }
 
