@@ -99,6 +99,8 @@ def cmd_erase(args) -> int:
          f"{report.seconds:.1f} s")
     for pack in report.insurer_packs_kept:
         _say(f"  kept (legal claims): {pack}")
+    if report.installer_notices_removed:
+        _say(f"  installer notices removed from export folders: {report.installer_notices_removed}")
     if report.releases_including_subject:
         _say(f"  earlier research releases including the subject: {len(report.releases_including_subject)}")
     return 0

@@ -131,6 +131,18 @@ def test_erase_leaves_no_value_of_the_subject_in_any_file(lake_copy, small_landi
                           "partition_start": ["2025-10-25"], "partition_end": ["2025-10-25"],
                           "evaluated_at_utc": [dt.datetime.now(dt.UTC)], "run_id": ["r-test"]})
     lake.append(T.CHECK_OUTCOMES.name, check, T.CHECK_OUTCOMES.schema)
+    # installer notices about one of the subject's systems and another subject's system: a
+    # delivered folder and the ledger (gold/installer_notices)
+    from wattlake.notices import send_notices, verify_notices
+
+    other_system = find_subject(lake, other).system_ids[0]
+    extra = pl.DataFrame({"system_id": [subject.system_ids[0], other_system], "first_day": [dt.date(2025, 10, 25)] * 2,
+                          "last_day": [dt.date(2025, 10, 26)] * 2, "kind": ["outage"] * 2, "severity": ["high"] * 2,
+                          "deficit_kwh": [5.0, 6.0], "reason": ["no production"] * 2,
+                          "installer_id": ["inst_erasure_test"] * 2})
+    lake.append(T.ALERTS.name, extra, T.ALERTS.schema)
+    sent = send_notices(lake, exports)
+    assert sent.installers.get("inst_erasure_test") == 2
     counts_before = _counts_by_system(lake)
     n_subjects = lake.read(T.SUBJECTS.name).height
     n_checks = lake.read(T.CHECK_OUTCOMES.name).height
@@ -145,6 +157,13 @@ def test_erase_leaves_no_value_of_the_subject_in_any_file(lake_copy, small_landi
     assert report.insurer_packs_kept == ["insurers/acme/claim-001"]
     assert exports.exists("insurers/acme/claim-001/evidence.csv")  # legal-claims exemption
     assert report.releases_including_subject == [release.request_id]
+    # the notice about the subject's system left the installer's folder; the other one stayed, signed
+    assert report.installer_notices_removed >= 1
+    notice_folder = [f for f in sent.folders if "/inst_erasure_test/" in f][0]
+    assert verify_notices(exports.folder(notice_folder)).ok
+    kept_notices = exports.read(f"{notice_folder}/notices.csv").decode()
+    assert other_system in kept_notices and subject.system_ids[0] not in kept_notices
+    assert find_in_files({p: exports.read(p) for p in exports.list("installers")}, needles) == []
 
     # THE proof: no file under the lake root (data, logs, checkpoints, _last_checkpoint) holds a value
     files = local_files(Path(lake.root))

@@ -455,6 +455,7 @@ class ErasureReport:
     bytes_removed: int = 0
     files_removed: int = 0
     insurer_packs_kept: list[str] = field(default_factory=list)
+    installer_notices_removed: int = 0  # notices about the subject's systems taken out of installer folders
     releases_including_subject: list[str] = field(default_factory=list)
     dagster_runs_deleted: int = 0
     resumed: bool = False
@@ -874,6 +875,9 @@ def erase(lake: Lake, subject_id: str, instance=None, export_root=None,
 
     report.releases_including_subject = _releases_including(lake, ref)
     report.insurer_packs_kept = _insurer_packs(export_root, [ref, subject_id, *subject.system_ids])
+    from wattlake.notices import erase_from_notices
+
+    report.installer_notices_removed = erase_from_notices(export_root, subject.system_ids)
     if instance is not None:
         report.dagster_runs_deleted = purge_dagster(
             instance, [v for v in needles if v not in subject.system_ids])
@@ -884,6 +888,7 @@ def erase(lake: Lake, subject_id: str, instance=None, export_root=None,
         "tables": report.rows, "bytes_rewritten": report.bytes_rewritten, "bytes_removed": report.bytes_removed,
         "files_removed": report.files_removed, "resumed": resumed, "erasure_request_id": request_id,
         "insurer_packs_kept_legal_claims": report.insurer_packs_kept,
+        "installer_notices_removed": report.installer_notices_removed,
         "earlier_releases_including_subject": report.releases_including_subject,
         "dagster_runs_deleted": report.dagster_runs_deleted, "seconds": report.seconds,
         "landing": None if report.landing is None else vars(report.landing),
