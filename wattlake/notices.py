@@ -111,7 +111,8 @@ def plan_notices(alerts: pl.DataFrame, sent: pl.DataFrame, judged_through: pl.Da
     Returns
     -------
     polars.DataFrame
-        :data:`PLANNED_COLUMNS`, one row per notice, sorted by installer, system, kind and day.
+        :data:`PLANNED_COLUMNS`, one row per notice, sorted by installer, system, kind and day;
+        ``deficit_kwh`` [kWh] rounded to 0.1.
         ``notice_id`` is made of the episode, the notice and the state it reports, so planning the
         same change twice gives the same id.
     """
@@ -165,7 +166,7 @@ def plan_notices(alerts: pl.DataFrame, sent: pl.DataFrame, judged_through: pl.Da
     out = pl.concat([changed.select(cols), new.select(cols), gone.select(cols)], how="vertical_relaxed")
     return (
         out.with_columns(_id(pl.col("episode_id"), pl.col("notice"), pl.col("last_day"), pl.col("severity"))
-                         .alias("notice_id"))
+                         .alias("notice_id"), pl.col("deficit_kwh").round(1))
         .select(PLANNED_COLUMNS)
         .sort("installer_id", "system_id", "kind", "first_day", "notice", nulls_last=True)
     )
