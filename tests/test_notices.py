@@ -241,3 +241,31 @@ def test_send_notices_to_s3_exports(local_lake, s3_env):
     assert report.notices == 1
     check = verify_notices(f"{root.root}/{report.folders[0]}")
     assert check.ok, check.problems
+
+
+def test_a_failed_ledger_write_sends_the_same_notices_again(local_lake, tmp_path, monkeypatch):
+    """At least once: the folder is written before the ledger, so when the ledger write fails the
+    next delivery repeats the notices, with the same ids, and then stops."""
+    from wattlake.exports import ExportRoot
+    from wattlake.lake import Lake
+
+    root = ExportRoot(str(tmp_path / "exports"))
+    _lake(local_lake, alerts(("s1", "outage", 20, 30)), through=30)
+    now = dt.datetime(2025, 7, 2, tzinfo=dt.UTC)
+    real_append = Lake.append
+
+    def broken(self, table, *a, **k):
+        if table == "gold/installer_notices":
+            raise OSError("lake unreachable")
+        return real_append(self, table, *a, **k)
+
+    monkeypatch.setattr(Lake, "append", broken)
+    with pytest.raises(OSError):
+        send_notices(local_lake, root, now=now)
+    monkeypatch.setattr(Lake, "append", real_append)
+    first = pl.read_csv(root.read("installers/inst_a/20250702T000000Z/notices.csv"))
+    again = send_notices(local_lake, root, now=now + dt.timedelta(hours=1))
+    assert again.notices == 1
+    second = pl.read_csv(root.read(f"{again.folders[0]}/notices.csv"))
+    assert second.get_column("notice_id").to_list() == first.get_column("notice_id").to_list()
+    assert send_notices(local_lake, root, now=now + dt.timedelta(hours=2)).notices == 0
