@@ -120,7 +120,10 @@ def test_erase_leaves_no_value_of_the_subject_in_any_file(lake_copy, small_landi
     other_pack = exports.folder("insurers", "acme", "claim-002")
     other_pack.write("manifest.json", json.dumps({"system_id": "sys_someone_else"}).encode())
     release = AuditEntry("release")
-    record(lake, release, "released", {"included_refs": [pseudonym(sid), pseudonym(other)], "k": 5})
+    # the details as wattlake.research writes them (tests/test_research.py checks that it does)
+    from wattlake.audit import RELEASED_SUBJECT_REFS
+
+    record(lake, release, "released", {RELEASED_SUBJECT_REFS: [pseudonym(sid), pseudonym(other)], "k": 5})
 
     # a quality check whose failing-value sample names one of the systems (no system_id column)
     import datetime as dt
@@ -176,6 +179,15 @@ def test_erase_leaves_no_value_of_the_subject_in_any_file(lake_copy, small_landi
         expected = {s: n for s, n in per_system.items() if s not in subject.system_ids}
         assert after[name] == expected, name
     assert lake.read(T.SUBJECTS.name).height == n_subjects - 1
+    # the rewritten files do not break what reads the tables next (delta-rs writes them with
+    # string_view columns): the next alert run, and an analyst's query filtered on a system
+    from wattlake.modelling import write_alerts
+    from wattlake.query import connect
+
+    write_alerts(lake)
+    n_other = counts_before[T.PV_INTERVALS.name][other_system]
+    assert connect(lake).sql(f"select count(*) from silver.pv_intervals where system_id = '{other_system}'"
+                             ).fetchall() == [(n_other,)]
     checks = lake.read(T.CHECK_OUTCOMES.name)
     assert checks.height == n_checks  # redacted, not dropped
     assert checks.filter(pl.col("run_id") == "r-test")["unexpected_sample"].item() == '[["[erased]", -5.0]]'

@@ -24,7 +24,7 @@ from pycanon import anonymity
 from pipelines.cli import main
 from wattlake import research as R
 from wattlake import tables as T
-from wattlake.audit import history
+from wattlake.audit import RELEASED_SUBJECT_REFS, history
 from wattlake.exports import ExportRoot
 from wattlake.generator.registry import build_fleet
 from wattlake.keys import pseudonym
@@ -260,7 +260,7 @@ def test_only_consenting_unrestricted_unobjecting_subjects(demo_lake, releases):
     for k, res in releases.items():
         row = audit.filter(pl.col("request_id") == res.request_id).row(0, named=True)
         details = json.loads(row["details"])
-        refs = set(details["subject_refs"])
+        refs = set(details[RELEASED_SUBJECT_REFS])
         assert len(refs) == details["counts"]["released"] == res.plan.homes.height
         assert refs <= {pseudonym(s) for s in ok["subject_id"]}
         assert not refs & {pseudonym(s) for s in excluded["subject_id"]}
@@ -271,7 +271,7 @@ def test_only_consenting_unrestricted_unobjecting_subjects(demo_lake, releases):
         text = json.dumps(row, default=str)
         assert not any(s in text for s in subjects["subject_id"]) and "sys_" not in text
     # an erasure can list the releases of a subject; an excluded subject is in none
-    released_ref = next(iter(json.loads(audit["details"][0])["subject_refs"]))
+    released_ref = next(iter(json.loads(audit["details"][0])[RELEASED_SUBJECT_REFS]))
     subject = next(s for s in ok["subject_id"] if pseudonym(s) == released_ref)
     assert len(R.releases_of(lake, subject)) >= 1
     assert R.releases_of(lake, excluded["subject_id"][0]) == []

@@ -26,6 +26,11 @@ REQUEST_TYPES = ("export", "rectify", "restrict", "object", "consent", "erase", 
                  "scrub_landing")
 
 
+
+#: the key of a ``release`` audit row's details that lists the keyed pseudonyms of the subjects it
+#: included (written by :mod:`wattlake.research`, read by an erasure to name the releases)
+RELEASED_SUBJECT_REFS = "subject_refs"
+
 def operator() -> str:
     """Who is acting: ``$WATTLAKE_OPERATOR``, else the login name."""
     try:

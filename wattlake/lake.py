@@ -128,6 +128,12 @@ class Lake:
             return DeltaTable(self.uri(table), version=version, storage_options=self._so())
         except TableNotFoundError as exc:
             raise LakeError(f"table {table!r} does not exist in lake {self.describe()}") from exc
+        except Exception as exc:  # the table is there, that version is not
+            current = self.version(table) if version is not None else None
+            if current is None:
+                raise
+            raise LakeError(f"table {table!r} has no version {version} (the current one is {current}; older "
+                            "versions are gone once an erasure or retention purged the history)") from exc
 
     def version(self, table: str) -> int | None:
         """Current version of a table, or None if it does not exist."""
@@ -137,9 +143,15 @@ class Lake:
             return None
 
     def scan(self, table: str, version: int | None = None) -> pl.LazyFrame:
-        """A Polars lazy frame over the table (filters push down to the Delta scan)."""
-        dt = self.table(table, version)
-        return pl.scan_pyarrow_dataset(dt.to_pyarrow_dataset())
+        """A Polars lazy frame over the table (filters push down to the Delta scan).
+
+        Read by Polars' own Delta/Parquet reader, not through a PyArrow dataset: delta-rs 1.6.6
+        writes the string columns of the files its MERGE, DELETE and UPDATE produce as Arrow
+        ``string_view``, next to ``string`` files from plain writes, and PyArrow has no
+        comparison kernels for ``string_view``, so any string filter pushed into a PyArrow
+        dataset fails on such a table (``tests/test_lake.py``).
+        """
+        return pl.scan_delta(self.table(table, version))
 
     def read(self, table: str, version: int | None = None, filter: pl.Expr | None = None) -> pl.DataFrame:
         """Read a table into a Polars frame, optionally filtered."""

@@ -12,7 +12,6 @@ import datetime as dt
 from typing import Callable
 
 import polars as pl
-import pyarrow.dataset as pads
 
 from wattlake import tables as T
 from wattlake.alerts import INTERVAL_COLUMNS, detect_alerts
@@ -114,12 +113,11 @@ def write_alerts(lake: Lake) -> pl.DataFrame:
     systems = lake.read(T.SYSTEMS.name)
     ids = systems.get_column("system_id").unique().sort().to_list()
     parts = []
-    history = lake.table(T.PV_INTERVALS.name).to_pyarrow_dataset()
+    history = lake.scan(T.PV_INTERVALS.name, lake.version(T.PV_INTERVALS.name))
     for i in range(0, max(len(ids), 1), ALERT_SYSTEMS_PER_STEP):  # loop over system batches
         some = ids[i:i + ALERT_SYSTEMS_PER_STEP]
-        # filtered while the files are scanned (a Polars filter here would read the whole table first)
-        intervals = pl.from_arrow(history.to_table(columns=list(INTERVAL_COLUMNS),
-                                                   filter=pads.field("system_id").isin(some)))
+        # filtered while the files are scanned (the lazy filter goes into the Parquet reader)
+        intervals = history.filter(pl.col("system_id").is_in(some)).select(INTERVAL_COLUMNS).collect()
         batch = pl.col("system_id").is_in(some)
         parts.append(detect_alerts(daily.filter(batch), intervals, systems.filter(batch)))
     alerts = pl.concat(parts)

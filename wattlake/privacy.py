@@ -57,7 +57,7 @@ import polars as pl
 import pyarrow as pa
 
 from wattlake import tables as T
-from wattlake.audit import AuditEntry, history, record
+from wattlake.audit import RELEASED_SUBJECT_REFS, AuditEntry, history, record
 from wattlake.keys import pseudonym
 from wattlake.lake import Lake
 from wattlake.landing import FILE_PATTERNS, ID_PATTERNS
@@ -556,7 +556,7 @@ def _releases_including(lake: Lake, ref: str) -> list[str]:
     out = []
     for request_id, details in releases.select("request_id", "details").iter_rows():
         try:
-            refs = json.loads(details or "{}").get("included_refs") or []
+            refs = json.loads(details or "{}").get(RELEASED_SUBJECT_REFS) or []
         except (ValueError, AttributeError):
             refs = []
         if ref in refs:

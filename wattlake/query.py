@@ -5,7 +5,7 @@
 >>> frames()["silver.pv_intervals"].filter(...).collect()   # Polars lazy frames
 
 Personal data stays out unless asked for: the ``restricted.*`` tables are registered only with
-``restricted=True``. Tables are read through delta-rs (Arrow datasets), not DuckDB's ``delta``
+``restricted=True``. The files of each table version come from delta-rs, not DuckDB's ``delta``
 extension, which downloads itself at first use and fails offline. ``versions`` pins tables to a
 Delta version (time travel), e.g. ``{"gold/system_daily": 12}``.
 """
@@ -24,6 +24,63 @@ def _names(lake: Lake, restricted: bool) -> list[str]:
     return [n for n in lake.tables() if restricted or not n.startswith("restricted/")]
 
 
+def _versions(names: list[str], versions: Mapping[str, int] | None) -> dict[str, int]:
+    """``versions`` keyed ``layer/table`` (``layer.table`` accepted); a table that is not in the
+    lake (or not registered without ``restricted=True``) is an error, not silently the current data."""
+    out = {}
+    for key, version in (versions or {}).items():
+        name = key.replace(".", "/", 1) if "/" not in key else key
+        if name not in names:
+            raise ValueError(f"versions: no table {key!r} here (tables: {', '.join(names)})")
+        out[name] = int(version)
+    return out
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _register(con: duckdb.DuckDBPyConnection, lake: Lake, name: str, version: int | None) -> None:
+    """View ``"<layer>"."<table>"`` over the table's files at ``version``.
+
+    On a local lake DuckDB reads the Parquet files of that version itself (``read_parquet`` with
+    the partition values from the ``day=...`` folders): delta-rs writes the files of a MERGE,
+    DELETE or UPDATE with ``string_view`` columns, and a filter DuckDB pushes into a PyArrow
+    dataset fails on those (PyArrow has no kernels for them). On S3, where DuckDB would need its
+    ``httpfs`` extension (downloaded at first use), the PyArrow dataset is registered: there, filter
+    string columns in Polars (:func:`frames`) instead.
+    """
+    layer, table = name.split("/")
+    dt = lake.table(name, version)
+    con.execute(f'CREATE SCHEMA IF NOT EXISTS "{layer}"')
+    arrow_schema = dt.to_pyarrow_dataset().schema
+    files = dt.file_uris()
+    if lake.is_s3 or not files:
+        source = dt.to_pyarrow_dataset() if files else arrow_schema.empty_table()
+        con.register(f"__{layer}__{table}", source)
+        con.execute(f'CREATE VIEW "{layer}"."{table}" AS SELECT * FROM "__{layer}__{table}"')
+        return
+    parts = list(dt.metadata().partition_columns)
+    hive = {c: _duck_type(arrow_schema.field(c).type) for c in parts}
+    cols = ", ".join(f'"{f.name}"' for f in arrow_schema)
+    listing = "[" + ", ".join(_quote(f) for f in files) + "]"
+    options = "union_by_name = true" + (
+        ", hive_partitioning = true, hive_types = {" + ", ".join(f"{_quote(c)}: {_quote(t)}" for c, t in hive.items()) + "}"
+        if parts else ", hive_partitioning = false")
+    con.execute(f'CREATE VIEW "{layer}"."{table}" AS SELECT {cols} FROM read_parquet({listing}, {options})')
+
+
+def _duck_type(arrow_type) -> str:
+    """The DuckDB type of a partition column (dates and strings are all this catalogue uses)."""
+    import pyarrow as pa
+
+    if pa.types.is_date(arrow_type):
+        return "DATE"
+    if pa.types.is_integer(arrow_type):
+        return "BIGINT"
+    return "VARCHAR"
+
+
 def connect(lake: Lake | str | None = None, *, restricted: bool = False,
             versions: Mapping[str, int] | None = None) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection with a view ``<layer>.<table>`` per Delta table.
@@ -35,17 +92,15 @@ def connect(lake: Lake | str | None = None, *, restricted: bool = False,
     restricted : bool
         Also register the ``restricted.*`` tables (personal data). Off by default.
     versions : mapping, optional
-        ``{"layer/table": version}`` to read those tables as of a Delta version.
+        ``{"layer/table": version}`` (or ``"layer.table"``) to read those tables as of a Delta
+        version. An unknown table or a version that is gone is an error.
     """
     lake = lake if isinstance(lake, Lake) else Lake.from_env(lake)
-    versions = dict(versions or {})
+    names = _names(lake, restricted)
+    versions = _versions(names, versions)
     con = duckdb.connect()
-    for name in _names(lake, restricted):
-        layer, table = name.split("/")
-        dataset = lake.table(name, versions.get(name)).to_pyarrow_dataset()
-        con.execute(f'CREATE SCHEMA IF NOT EXISTS "{layer}"')
-        con.register(f"__{layer}__{table}", dataset)
-        con.execute(f'CREATE VIEW "{layer}"."{table}" AS SELECT * FROM "__{layer}__{table}"')
+    for name in names:
+        _register(con, lake, name, versions.get(name))
     return con
 
 
@@ -53,5 +108,6 @@ def frames(lake: Lake | str | None = None, *, restricted: bool = False,
            versions: Mapping[str, int] | None = None) -> dict[str, pl.LazyFrame]:
     """Polars lazy frames keyed ``"<layer>.<table>"`` (filters push down to the Delta scan)."""
     lake = lake if isinstance(lake, Lake) else Lake.from_env(lake)
-    versions = dict(versions or {})
-    return {name.replace("/", "."): lake.scan(name, versions.get(name)) for name in _names(lake, restricted)}
+    names = _names(lake, restricted)
+    versions = _versions(names, versions)
+    return {name.replace("/", "."): lake.scan(name, versions.get(name)) for name in names}

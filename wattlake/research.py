@@ -48,11 +48,10 @@ from typing import Callable
 
 import numpy as np
 import polars as pl
-import pyarrow.dataset as pads
 
 from wattlake import anonymise as A
 from wattlake import tables as T
-from wattlake.audit import AuditEntry, record
+from wattlake.audit import RELEASED_SUBJECT_REFS, AuditEntry, record
 from wattlake.exports import ExportRoot, code_version
 from wattlake.keys import pseudonym
 from wattlake.lake import Lake
@@ -285,15 +284,13 @@ def class_series(hourly: pl.DataFrame, classes: pl.DataFrame, k: int) -> pl.Data
 # ------------------------------------------------------------------------------------------
 def _read(lake: Lake, table: str, version: int | None, columns: list[str], period: Period | None = None,
           systems: list[str] | None = None) -> pl.DataFrame:
-    """Columns of a table at a pinned version; the day filter pushes down to the partitions."""
-    ds = lake.table(table, version).to_pyarrow_dataset()
-    flt = None
+    """Columns of a table at a pinned version; the day and system filters go into the scan."""
+    lf = lake.scan(table, version)
     if period is not None:
-        flt = (pads.field("day") >= period.start) & (pads.field("day") <= period.end)
-    frame = pl.from_arrow(ds.to_table(columns=columns, filter=flt))
+        lf = lf.filter(pl.col("day").is_between(period.start, period.end))
     if systems is not None:
-        frame = frame.filter(pl.col("system_id").is_in(systems))
-    return frame
+        lf = lf.filter(pl.col("system_id").is_in(systems))
+    return lf.select(columns).collect()
 
 
 @dataclass
@@ -622,7 +619,7 @@ def write_release(plan: ReleasePlan, lake: Lake, exports: ExportRoot | None = No
         "counts": plan.counts, "path": folder.uri, "ncp": round(plan.result.ncp, 6),
         "manifest_sha256": folder.files[-1]["sha256"],
         # keyed pseudonyms (never ids): an erasure request can list the releases that included a subject
-        "subject_refs": sorted(pseudonym(s) for s in plan.released_subjects),
+        RELEASED_SUBJECT_REFS: sorted(pseudonym(s) for s in plan.released_subjects),
     }
     request_id = record(lake, AuditEntry("release"), "ok", details)
     say(f"  {len(folder.files)} files written; audit {request_id}")
@@ -637,7 +634,7 @@ def releases_of(lake: Lake, subject_id: str) -> list[dict]:
     out = []
     for row in history(lake).filter(pl.col("request_type") == "release").iter_rows(named=True):
         details = json.loads(row["details"] or "{}")
-        if ref in details.get("subject_refs", []):
+        if ref in details.get(RELEASED_SUBJECT_REFS, []):
             out.append({"request_id": row["request_id"], "partner": details.get("partner"),
                         "release_id": details.get("release_id"), "path": details.get("path")})
     return out
