@@ -30,9 +30,18 @@ def _check(lake: Lake):
            .sort("system_id").collect())
     assert sql["system_id"].to_list() == pol["system_id"].to_list()
     assert sql["kwh"].round(6).to_list() == pol["kwh"].round(6).to_list()
-    # personal data only when asked for
-    assert connect(lake, restricted=True).sql("select count(*) from restricted.subjects").fetchall()[0][0] > 0
+    # personal data only when asked for: the restricted tables, and the raw telegrams, rejected raw
+    # text and landing file names (meter ids, serials, energy-manager ids)
+    full = connect(lake, restricted=True)
+    assert full.sql("select count(*) from restricted.subjects").fetchall()[0][0] > 0
     assert "restricted.subjects" in frames(lake, restricted=True)
+    raw = {"raw_telegram", "raw_text", "source_file"}
+    for view in ("bronze.meter_readings", "bronze.quarantine", "bronze.inverter_readings"):
+        seen = {c[0] for c in con.sql(f"describe {view}").fetchall()}
+        assert seen and not seen & raw, view
+        assert set(lazy[view].collect_schema().names()) == seen, view
+        assert {c[0] for c in full.sql(f"describe {view}").fetchall()} & raw, view
+    assert "raw_telegram" in frames(lake, restricted=True)["bronze.meter_readings"].collect_schema().names()
 
 
 def test_query_helper_local(landed):

@@ -4,8 +4,9 @@
 >>> con.sql("select day, sum(actual_kwh) from gold.system_daily group by day").pl()
 >>> frames()["silver.pv_intervals"].filter(...).collect()   # Polars lazy frames
 
-Personal data stays out unless asked for: the ``restricted.*`` tables are registered only with
-``restricted=True``. The files of each table version come from delta-rs, not DuckDB's ``delta``
+Personal data stays out unless asked for: the ``restricted.*`` tables, and the columns that hold
+device identifiers in raw form (:data:`wattlake.tables.RAW_IDENTIFIER_COLUMNS`: raw telegrams,
+rejected raw text, landing file names), are there only with ``restricted=True``. The files of each table version come from delta-rs, not DuckDB's ``delta``
 extension, which downloads itself at first use and fails offline. ``versions`` pins tables to a
 Delta version (time travel), e.g. ``{"gold/system_daily": 12}``.
 """
@@ -40,7 +41,15 @@ def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _register(con: duckdb.DuckDBPyConnection, lake: Lake, name: str, version: int | None) -> None:
+def _hidden(name: str, columns, restricted: bool) -> list[str]:
+    """The columns of table ``name`` an analyst sees only with ``restricted=True``."""
+    from wattlake.tables import RAW_IDENTIFIER_COLUMNS
+
+    return [] if restricted else [c for c in columns if c in RAW_IDENTIFIER_COLUMNS]
+
+
+def _register(con: duckdb.DuckDBPyConnection, lake: Lake, name: str, version: int | None,
+              restricted: bool = False) -> None:
     """View ``"<layer>"."<table>"`` over the table's files at ``version``.
 
     On a local lake DuckDB reads the Parquet files of that version itself (``read_parquet`` with
@@ -54,15 +63,16 @@ def _register(con: duckdb.DuckDBPyConnection, lake: Lake, name: str, version: in
     dt = lake.table(name, version)
     con.execute(f'CREATE SCHEMA IF NOT EXISTS "{layer}"')
     arrow_schema = dt.to_pyarrow_dataset().schema
+    hidden = _hidden(name, arrow_schema.names, restricted)
+    cols = ", ".join(f'"{c}"' for c in arrow_schema.names if c not in hidden)
     files = dt.file_uris()
     if lake.is_s3 or not files:
         source = dt.to_pyarrow_dataset() if files else arrow_schema.empty_table()
         con.register(f"__{layer}__{table}", source)
-        con.execute(f'CREATE VIEW "{layer}"."{table}" AS SELECT * FROM "__{layer}__{table}"')
+        con.execute(f'CREATE VIEW "{layer}"."{table}" AS SELECT {cols} FROM "__{layer}__{table}"')
         return
     parts = list(dt.metadata().partition_columns)
     hive = {c: _duck_type(arrow_schema.field(c).type) for c in parts}
-    cols = ", ".join(f'"{f.name}"' for f in arrow_schema)
     listing = "[" + ", ".join(_quote(f) for f in files) + "]"
     options = "union_by_name = true" + (
         ", hive_partitioning = true, hive_types = {" + ", ".join(f"{_quote(c)}: {_quote(t)}" for c, t in hive.items()) + "}"
@@ -90,7 +100,8 @@ def connect(lake: Lake | str | None = None, *, restricted: bool = False,
     lake : Lake or str, optional
         The lake (default: ``$WATTLAKE_LAKE`` or ``./lakehouse``).
     restricted : bool
-        Also register the ``restricted.*`` tables (personal data). Off by default.
+        Also register the ``restricted.*`` tables and the raw identifier columns (personal data).
+        Off by default.
     versions : mapping, optional
         ``{"layer/table": version}`` (or ``"layer.table"``) to read those tables as of a Delta
         version. An unknown table or a version that is gone is an error.
@@ -100,7 +111,7 @@ def connect(lake: Lake | str | None = None, *, restricted: bool = False,
     versions = _versions(names, versions)
     con = duckdb.connect()
     for name in names:
-        _register(con, lake, name, versions.get(name))
+        _register(con, lake, name, versions.get(name), restricted)
     return con
 
 
@@ -110,4 +121,8 @@ def frames(lake: Lake | str | None = None, *, restricted: bool = False,
     lake = lake if isinstance(lake, Lake) else Lake.from_env(lake)
     names = _names(lake, restricted)
     versions = _versions(names, versions)
-    return {name.replace("/", "."): lake.scan(name, versions.get(name)) for name in names}
+    out = {}
+    for name in names:
+        lf = lake.scan(name, versions.get(name))
+        out[name.replace("/", ".")] = lf.drop(_hidden(name, lf.collect_schema().names(), restricted))
+    return out

@@ -43,6 +43,12 @@ DC_TYPE = pa.list_(pa.struct([("mppt", pa.int8()), ("voltage_v", pa.float64()), 
 
 _LINEAGE = (("source_file", pa.string()), ("line_no", pa.int32()), ("landed_at_utc", UTC_TS))
 
+#: columns that carry device identifiers in raw form: the raw P1 telegram (meter equipment ids), the
+#: raw text of a rejected record (serials, meter ids), landing file names (energy-manager ids). They
+#: stay in bronze for lineage and erasure-by-content, and retention clears the raw text; analysts
+#: get them only when they ask for personal data (``wattlake.query``, ``restricted=True``).
+RAW_IDENTIFIER_COLUMNS = ("raw_telegram", "raw_text", "source_file")
+
 INVERTER_READINGS = TableSpec(
     "bronze/inverter_readings",
     _schema(
