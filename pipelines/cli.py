@@ -171,9 +171,15 @@ def cmd_land(args) -> int:
     lake = Lake.from_env(args.lake)
     days = _landing_days(root)
     start = args.start or (days[0] if days else None)
-    end = args.end or (days[-1] if days else None)
+    end = args.end or (days[-1] if days else start)
     if not start:
         _say("no landing days found")
+        return 1
+    if end < start:
+        print(f"error: --end {end} is before --start {start}", file=sys.stderr)
+        return 2
+    if not any(start <= d <= end for d in days):
+        print(f"error: no landing day in {start}..{end} under {root}", file=sys.stderr)
         return 1
     _say(f"landing {start}..{end} from {root} into {lake.describe()}")
     _, bronze = materialize_all(start, end, lake_root=lake.root, landing=str(root))
@@ -214,6 +220,39 @@ def cmd_tables(args) -> int:
     return 0
 
 
+def iso_day(text: str) -> str:
+    """argparse type: a calendar day YYYY-MM-DD (returned as given, checked)."""
+    try:
+        return dt.date.fromisoformat(text).isoformat()
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a day YYYY-MM-DD: {text!r}") from None
+
+
+def iso_time(text: str) -> dt.datetime:
+    """argparse type: an ISO 8601 time (a day alone means its midnight; no offset means UTC)."""
+    try:
+        value = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r}") from None
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {value}")
+    return value
+
+
+#: commands that work on the lake as it is: a lake root that does not exist is a mistake (a typo),
+#: not an empty lake (generate, demo and land create it)
+NEEDS_LAKE = frozenset({"tables", "evaluate", "subject", "retention", "claims", "release", "alerts"})
+
+
 def build_parser() -> argparse.ArgumentParser:
     # no abbreviations: "--l" of a subcommand must not be read as an abbreviated "--lake"
     p = argparse.ArgumentParser(prog="wattlake", description=__doc__.split("\n\n")[0], allow_abbrev=False)
@@ -222,10 +261,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     def fleet_args(sp, systems: int, days: int):
-        sp.add_argument("--systems", type=int, default=systems)
-        sp.add_argument("--days", type=int, default=days)
-        sp.add_argument("--start", default="2025-01-01")
-        sp.add_argument("--seed", type=int, default=42)
+        sp.add_argument("--systems", type=positive_int, default=systems,
+                        help=f"number of PV systems (homes) (default {systems})")
+        sp.add_argument("--days", type=positive_int, default=days, help=f"number of days (default {days})")
+        sp.add_argument("--start", type=iso_day, default="2025-01-01", help="first day YYYY-MM-DD (default 2025-01-01)")
+        sp.add_argument("--seed", type=int, default=42, help="random seed: the same seed, the same fleet (default 42)")
 
     g = sub.add_parser("generate", help="write a sample fleet into the landing folder")
     fleet_args(g, 40, 365)
@@ -233,12 +273,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("demo", help="generate a fleet if needed and materialise every asset")
     fleet_args(d, 40, 365)
-    d.add_argument("--verbose", action="store_true")
+    d.add_argument("--verbose", action="store_true", help="progress of the fleet generation")
     d.set_defaults(func=cmd_demo)
 
     la = sub.add_parser("land", help="land landing days into bronze (default: all present)")
-    la.add_argument("--start", help="first landing day YYYY-MM-DD")
-    la.add_argument("--end", help="last landing day YYYY-MM-DD")
+    la.add_argument("--start", type=iso_day, help="first landing day YYYY-MM-DD")
+    la.add_argument("--end", type=iso_day, help="last landing day YYYY-MM-DD")
     la.set_defaults(func=cmd_land)
 
     ev = sub.add_parser("evaluate", help="alert precision/recall and estimator error against ground truth")
@@ -262,7 +302,20 @@ def main(argv: list[str] | None = None) -> int:
 
     warnings.filterwarnings("ignore")
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    if args.command in NEEDS_LAKE:
+        lake = Lake.from_env(args.lake)
+        if not lake.is_s3 and not Path(lake.root).is_dir():
+            print(f"error: no lake at {lake.root} (give --lake or set WATTLAKE_LAKE)", file=sys.stderr)
+            return 1
+    from wattlake.evidence import ClaimError
+    from wattlake.lake import LakeError
+    from wattlake.privacy import SubjectNotFound
+
+    try:
+        return args.func(args)
+    except (SubjectNotFound, LakeError, ClaimError) as exc:  # refused with a reason: no traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ import json
 import time
 from typing import Callable
 
+from pipelines.cli import iso_day
 from wattlake.lake import Lake
 
 
@@ -123,7 +124,7 @@ def register(sub) -> None:
     b = cs.add_parser("build", help="write signed evidence packs for one claim or all shortfalls of a year")
     b.add_argument("--claim", help="claim id <policy_number>-<YYYYMMDD>")
     b.add_argument("--system", help="pseudonymous system id (with --year-start)")
-    b.add_argument("--year-start", help="first day of the guarantee year, YYYY-MM-DD")
+    b.add_argument("--year-start", type=iso_day, help="first day of the guarantee year, YYYY-MM-DD")
     b.add_argument("--year", type=int, help="every shortfall whose guarantee year ended in this year")
     b.add_argument("--exports", help="exports root (default $WATTLAKE_EXPORTS or ./exports)")
     b.set_defaults(func=cmd_build)

@@ -17,6 +17,7 @@ import datetime as dt
 import os
 import time
 
+from pipelines.cli import iso_time
 from wattlake.lake import Lake
 
 
@@ -36,7 +37,10 @@ def _dagster_instance():
 def cmd_export(args) -> int:
     from wattlake.privacy import export_subject
 
-    report = export_subject(Lake.from_env(args.lake), args.subject_id, args.out, as_zip=args.zip)
+    from wattlake.exports import ExportRoot
+
+    report = export_subject(Lake.from_env(args.lake), args.subject_id, args.out, as_zip=args.zip,
+                            export_root=ExportRoot.from_env())
     _say(f"export {report.request_id}: {len(report.files)} files, {sum(report.rows.values()):,} rows -> {report.path}")
     for table, n in sorted(report.rows.items()):
         _say(f"  {table:34s} {n:>10,}")
@@ -124,7 +128,7 @@ def cmd_scrub_landing(args) -> int:
 def cmd_retention(args) -> int:
     from wattlake.retention import apply_retention
 
-    now = dt.datetime.fromisoformat(args.now) if args.now else dt.datetime.now(dt.UTC)
+    now = args.now or dt.datetime.now(dt.UTC)
     if now.tzinfo is None:
         now = now.replace(tzinfo=dt.UTC)
     t0 = time.perf_counter()
@@ -191,6 +195,6 @@ def register(sub) -> None:
 
     t = sub.add_parser("retention", help="apply the retention policy (IPs, raw telegrams, quarantine text)")
     t.add_argument("--dry-run", action="store_true", help="count only")
-    t.add_argument("--now", help="reference time (ISO 8601, default now)")
+    t.add_argument("--now", type=iso_time, help="reference time (ISO 8601, default now)")
     t.add_argument("--landing", help="landing folder (default $WATTLAKE_LANDING or ./landing)")
     t.set_defaults(func=cmd_retention)

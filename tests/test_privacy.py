@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import shutil
@@ -446,8 +447,27 @@ def test_export_holds_exactly_the_subjects_rows(lake_copy, tmp_path):
     lake = lake_copy
     sid = _richest_subject(lake)
     subject = find_subject(lake, sid)
-    report = export_subject(lake, sid, tmp_path / "export")
+    # the recipients: a research release that included the subject, an insurer pack and installer
+    # notices about one of the systems
+    from wattlake.audit import RELEASED_SUBJECT_REFS
+    from wattlake.notices import send_notices
+
+    exports = ExportRoot(str(tmp_path / "exports"))
+    record(lake, AuditEntry("release"), "released",
+           {RELEASED_SUBJECT_REFS: [pseudonym(sid)], "partner": "tu-delft", "release_id": "rel-1"})
+    pack = exports.folder("insurers", "acme", "claim-001")
+    pack.write("evidence.csv", f"system_id,kwh\n{subject.system_ids[0]},1\n".encode())
+    pack.write("manifest.json", json.dumps({"files": pack.files}).encode())
+    lake.append(T.ALERTS.name, pl.DataFrame({
+        "system_id": [subject.system_ids[0]], "first_day": [dt.date(2025, 10, 25)], "last_day": [dt.date(2025, 10, 26)],
+        "kind": ["outage"], "severity": ["high"], "deficit_kwh": [5.0], "reason": ["x"], "installer_id": ["inst_x"]}),
+        T.ALERTS.schema)
+    send_notices(lake, exports)
+    report = export_subject(lake, sid, tmp_path / "export", export_root=exports)
     out = Path(report.path)
+    sent_to = json.loads((out / "recipients.json").read_text())
+    assert {r["recipient"] for r in sent_to} >= {"research partner tu-delft", "insurer acme", "installer inst_x"}
+    assert "recipients.json" in (out / "README.md").read_text()
     manifest = json.loads((out / "manifest.json").read_text())
     by_path = {f["path"]: f for f in manifest["files"]}
 
@@ -549,3 +569,27 @@ def test_cli_subject_commands_print_no_personal_data(lake_copy, landing_copy, tm
     assert find_in_files(local_files(landing_copy), needles) == []
     assert "erase req_" in out and (tmp_path / "e.zip").is_file()
     assert [n for n in needles + ["+31 6 00000000"] if n in out] == []
+
+    # refusals: a reason on stderr, no traceback, exit 1 (2 for a malformed argument); audited
+    from wattlake.keys import pseudonym
+
+    assert main(base + ["subject", "export", sid, "--out", str(tmp_path / "e2")]) == 1
+    err = capsys.readouterr().err
+    assert "erased (done, request req_" in err and "Traceback" not in err and sid not in err
+    assert main(base + ["subject", "restrict", "sub_nobody"]) == 1
+    assert "not in restricted/subjects (check the id" in capsys.readouterr().err
+    refused = history(lake).filter(pl.col("outcome") == "refused")
+    assert set(refused["subject_ref"]) == {pseudonym(sid), pseudonym("sub_nobody")}
+    assert set(refused["request_type"]) == {"export", "restrict"}
+    assert main(["--lake", str(tmp_path / "typo"), "tables"]) == 1
+    assert "no lake at" in capsys.readouterr().err and not (tmp_path / "typo").exists()
+    with pytest.raises(SystemExit) as bad:
+        main(base + ["retention", "--dry-run", "--now", "2026-13-01"])
+    assert bad.value.code == 2 and "not an ISO 8601 time" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as bad:
+        main(base + ["land", "--start", "2025-06-31"])
+    assert bad.value.code == 2 and "not a day YYYY-MM-DD" in capsys.readouterr().err
+    assert main(base + ["--landing", str(landing_copy), "land", "--start", "2025-10-27", "--end", "2025-10-25"]) == 2
+    assert "is before --start" in capsys.readouterr().err
+    assert main(base + ["--landing", str(landing_copy), "land", "--start", "2024-01-01", "--end", "2024-01-02"]) == 1
+    assert "no landing day in 2024-01-01..2024-01-02" in capsys.readouterr().err

@@ -142,9 +142,19 @@ def find_subject(lake: Lake, subject_id: str) -> Subject:
     return Subject(subject_id, row, systems)
 
 
-def _require(subject: Subject) -> None:
-    if subject.row.height == 0:
-        raise SubjectNotFound(f"no subject {subject.ref} in restricted/subjects")
+def _require(lake: Lake, subject: Subject, request_type: str) -> None:
+    """Refuse a request for a subject the registry does not hold, saying whether it was erased;
+    the refusal is audited too (a ``refused`` row, the subject as its keyed pseudonym only)."""
+    if subject.row.height:
+        return
+    stone = _tombstone(lake, subject.ref)
+    if stone is not None:
+        when = stone["started_at_utc"].strftime("%Y-%m-%d") if stone["started_at_utc"] else "?"
+        reason = f"erased ({stone['status']}, request {stone['request_id']} of {when})"
+    else:
+        reason = "not in restricted/subjects (check the id: subject ids, not system ids or names)"
+    record(lake, AuditEntry(request_type, subject.subject_id), "refused", {"reason": reason.split(" (")[0]})
+    raise SubjectNotFound(f"subject {subject.ref}: {reason}")
 
 
 # ---------------------------------------------------------------------------- which rows are theirs
@@ -298,14 +308,36 @@ machine-readable files (GDPR articles 15 and 20: access and portability).
 """
 
 
-def export_subject(lake: Lake, subject_id: str, out_dir: str | Path, as_zip: bool = False) -> ExportReport:
+def recipients(lake: Lake, subject: Subject, export_root=None) -> list[dict]:
+    """Who received data about the subject (GDPR art. 15(1)(c)): research releases that included
+    them (anonymised aggregates), insurer claim packs naming their systems, and installers who got
+    alert notices about their systems (the folders still under ``export_root``)."""
+    from wattlake.research import releases_of
+
+    out = [{"recipient": f"research partner {r['partner']}", "what": "anonymised research release that "
+            "included your home in its aggregates", "reference": r["release_id"], "request_id": r["request_id"]}
+           for r in releases_of(lake, subject.subject_id)]
+    out += [{"recipient": f"insurer {folder.split('/')[1]}", "what": "kWh-guarantee claim evidence about your "
+             "system", "reference": folder.split("/")[-1], "request_id": None}
+            for folder in _insurer_packs(export_root, [subject.ref, subject.subject_id, *subject.system_ids])]
+    if export_root is not None and subject.system_ids:
+        for folder in sorted({p.rsplit("/", 1)[0] for p in export_root.list("installers") if p.endswith("/notices.csv")}):
+            if any(s.encode() in export_root.read(f"{folder}/notices.csv") for s in subject.system_ids):
+                out.append({"recipient": f"installer {folder.split('/')[1]}", "what": "underperformance "
+                            "notices about your system", "reference": folder.split("/")[-1], "request_id": None})
+    return out
+
+
+def export_subject(lake: Lake, subject_id: str, out_dir: str | Path, as_zip: bool = False,
+                   export_root=None) -> ExportReport:
     """Write everything held on ``subject_id`` into ``out_dir`` (or ``out_dir.zip`` with ``as_zip``).
 
     Parquet and CSV per table (rows of the subject's systems or of the subject), the personal
-    record as JSON, the consent history, a README and a manifest with SHA-256 per file.
+    record as JSON, the consent history, who received data about them (:func:`recipients`, with
+    the exports under ``export_root``), a README and a manifest with SHA-256 per file.
     """
     subject = find_subject(lake, subject_id)
-    _require(subject)
+    _require(lake, subject, "export")
     entry = AuditEntry("export", subject_id)
     files: dict[str, bytes] = {}
     meta: list[dict] = []
@@ -362,6 +394,11 @@ def export_subject(lake: Lake, subject_id: str, out_dir: str | Path, as_zip: boo
         frame.write_parquet(buf)
         add(f"{stem}.parquet", buf.getvalue(), T.PRIVACY_AUDIT.name, frame.height, None, f"{frame.height} rows: {text}")
         add(f"{stem}.csv", frame.write_csv().encode(), T.PRIVACY_AUDIT.name, frame.height)
+
+    sent_to = recipients(lake, subject, export_root)
+    add("recipients.json", json.dumps(sent_to, indent=2).encode(),
+        text=f"{len(sent_to)} disclosures: research partners, insurers and installers that received data about "
+             "you, and what they received.")
 
     created = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
     readme = _README_HEAD.format(request_id=entry.request_id, created=created) + "\n".join(readme_rows) + "\n"
@@ -423,7 +460,7 @@ def rectify(lake: Lake, subject_id: str, changes: dict[str, str]) -> str:
     if not changes:
         raise RectifyError("no field to rectify")
     subject = find_subject(lake, subject_id)
-    _require(subject)
+    _require(lake, subject, "rectify")
     entry = AuditEntry("rectify", subject_id)
     _set_fields(lake, subject, dict(changes), entry.request_id)
     return record(lake, entry, "rectified", {"fields": sorted(changes)})
@@ -438,7 +475,7 @@ def set_flag(lake: Lake, subject_id: str, request_type: str, value: bool) -> str
     if request_type not in FLAGS:
         raise ValueError(f"unknown flag request {request_type!r}; expected one of {list(FLAGS)}")
     subject = find_subject(lake, subject_id)
-    _require(subject)
+    _require(lake, subject, request_type)
     entry = AuditEntry(request_type, subject_id)
     flag = FLAGS[request_type]
     _set_fields(lake, subject, {flag: bool(value)}, entry.request_id)
