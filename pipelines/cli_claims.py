@@ -19,7 +19,7 @@ import time
 from typing import Callable
 
 from pipelines.cli import iso_day
-from wattlake.lake import Lake
+from wattlake.lake import Lake, LakeError
 
 
 def _say(msg: str) -> None:
@@ -89,7 +89,7 @@ def cmd_build(args) -> int:
         t0 = time.perf_counter()
         root = ExportRoot.from_env(args.exports)
         packs = build_packs(lake, claims=claims, year=None if claims else args.year, export_root=root,
-                            progress=_say)
+                            progress=_say, revise=args.revise)
     except ClaimError as exc:
         _say(f"cannot build: {exc}")
         return 1
@@ -108,7 +108,12 @@ def cmd_verify(args) -> int:
             _say(f"  {p}")
         ok &= v.ok
         if args.recompute and v.manifest:
-            r = recompute_pack(Lake.from_env(args.lake), v.manifest)
+            try:
+                r = recompute_pack(Lake.from_env(args.lake), v.manifest)
+            except LakeError as exc:  # e.g. a version an erasure purged: say so, check the other folders
+                _say(f"  cannot recompute: {exc}")
+                ok = False
+                continue
             _say(f"  recomputed from {json.dumps(v.manifest['tables'], sort_keys=True)}: "
                  + ("identical" if r.identical else f"DIFFERS in {', '.join(r.mismatches)}"))
             ok &= r.identical
@@ -127,6 +132,9 @@ def register(sub) -> None:
     b.add_argument("--year-start", type=iso_day, help="first day of the guarantee year, YYYY-MM-DD")
     b.add_argument("--year", type=int, help="every shortfall whose guarantee year ended in this year")
     b.add_argument("--exports", help="exports root (default $WATTLAKE_EXPORTS or ./exports)")
+    b.add_argument("--revise", action="store_true",
+                   help="for a claim whose pack exists, write a new revision beside it (<claim>-r2, ...); "
+                        "without it an existing pack is kept as it is")
     b.set_defaults(func=cmd_build)
     v = cs.add_parser("verify", help="check a pack's signature and file hashes")
     v.add_argument("folders", nargs="+", help="pack folder(s) (path or s3:// URI)")

@@ -69,10 +69,31 @@ def cmd_release(args) -> int:
     return 0
 
 
+def _earlier_release(lake: Lake, partner: str, start: str, end: str) -> str | None:
+    """The path of a recorded release for ``partner`` covering ``start..end``, if any."""
+    import json
+
+    from wattlake.audit import history
+    from wattlake.tables import PRIVACY_AUDIT
+
+    if not lake.exists(PRIVACY_AUDIT.name):
+        return None
+    audit = history(lake)
+    for details in audit.filter(audit["request_type"] == "release")["details"].to_list():
+        d = json.loads(details or "{}")
+        if d.get("partner") == partner and start in d.get("period", "") and end in d.get("period", ""):
+            return d.get("path")
+    return None
+
+
 def demo_release(lake: Lake, start: str, end: str, say: Callable[[str], None] = _say,
                  exports: str | None = None, k: int = DEFAULT_K, l: int = DEFAULT_L) -> None:
     """``wattlake demo``: one release for the demo partner; a refusal is reported, not raised."""
     say(f"\nresearch release for {DEMO_PARTNER} ({start}..{end}, k={k}, l={l}):")
+    earlier = _earlier_release(lake, DEMO_PARTNER, start, end)
+    if earlier:  # a demo run again changes nothing: the partner already has this period
+        say(f"  already released: {earlier} (kept; `wattlake release` cuts another)")
+        return
     try:
         res = cut(lake, DEMO_PARTNER, f"{start}:{end}", k=k, l=l, exports=exports, say=lambda m: None)
     except ReleaseError as exc:

@@ -11,6 +11,7 @@ import datetime as dt
 import io
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -290,5 +291,15 @@ def test_cli_build_verify_recompute(synthetic_lake, tmp_path, capsys):
     assert len(folders) == 2 and all("/insurers/" in f for f in folders)
     assert main(["--lake", str(lake_root), "claims", "verify", *folders, "--recompute"]) == 0
     assert capsys.readouterr().out.count("identical") == 2
+    # a signed pack is never overwritten: building again keeps it; --revise writes a revision beside it
+    before = {f: (Path(f) / MANIFEST).read_bytes() for f in folders}
+    assert main(["--lake", str(lake_root), "claims", "build", "--year", "2025", "--exports", str(exports)]) == 0
+    assert capsys.readouterr().out.count("pack already built: kept") == 2
+    assert {f: (Path(f) / MANIFEST).read_bytes() for f in folders} == before
+    assert main(["--lake", str(lake_root), "claims", "build", "--year", "2025", "--exports", str(exports),
+                 "--revise"]) == 0
+    revised = sorted(str(p.parent) for p in exports.rglob(MANIFEST) if str(p.parent) not in before)
+    assert [Path(f).name for f in revised] == [Path(f).name + "-r2" for f in folders]
+    assert main(["--lake", str(lake_root), "claims", "verify", *revised]) == 0
     assert main(["--lake", str(lake_root), "claims", "build", "--claim", "ALP-2022-333333-20250101",
                  "--exports", str(exports)]) == 1  # sys_c met its guarantee: no claim

@@ -405,11 +405,30 @@ def _policy(systems: pl.DataFrame, system_id: str) -> tuple[str, str]:
     return row.item(0, 0), row.item(0, 1)
 
 
+def pack_folder(export_root: ExportRoot, insurer: str, claim: str, revise: bool = False) -> str | None:
+    """Where a claim's pack goes (``insurers/<insurer>/<claim>``, relative to the exports root).
+
+    A pack already there has been signed and may have been sent: it is never overwritten. Then
+    the result is None, or with ``revise`` the first free revision ``<claim>-r2``, ``-r3``, ...
+    """
+    base = f"insurers/{insurer_slug(insurer)}/{claim}"
+    if not export_root.exists(f"{base}/{MANIFEST}"):
+        return base
+    if not revise:
+        return None
+    n = 2
+    while export_root.exists(f"{base}-r{n}/{MANIFEST}"):
+        n += 1
+    return f"{base}-r{n}"
+
+
 def write_pack(export_root: ExportRoot, ev: dict, files: dict[str, bytes], policy_number: str,
-               versions: dict[str, int], as_of: dt.date, params: GuaranteeParams) -> ExportFolder:
-    """Write the files and the signed manifest of one claim; returns the folder."""
+               versions: dict[str, int], as_of: dt.date, params: GuaranteeParams,
+               rel: str | None = None) -> ExportFolder:
+    """Write the files and the signed manifest of one claim (into ``rel``, default the claim's own
+    folder); returns the folder."""
     claim = claim_id(policy_number, ev["year_start"])
-    folder = export_root.folder("insurers", insurer_slug(ev["insurer"]), claim)
+    folder = export_root.folder(rel or f"insurers/{insurer_slug(ev['insurer'])}/{claim}")
     for name in sorted(files):
         folder.write(name, files[name])
     manifest = {
@@ -472,12 +491,15 @@ def resolve_claim(lake: Lake, claim: str) -> tuple[str, dt.date]:
 
 def build_packs(lake: Lake, claims: Iterable[tuple[str, dt.date]] | None = None, year: int | None = None,
                 export_root: ExportRoot | None = None, params: GuaranteeParams = GuaranteeParams(),
-                progress: Callable[[str], None] | None = None, audit: bool = True) -> list[PackResult]:
+                progress: Callable[[str], None] | None = None, audit: bool = True,
+                revise: bool = False) -> list[PackResult]:
     """Evaluate at pinned table versions and write one signed pack per selected shortfall.
 
     ``claims``: (system_id, year_start) pairs (each must be a shortfall); else every shortfall whose
-    guarantee year ended in ``year`` (else all shortfalls). Progress lines name the pseudonymous
-    system id, never the policy number.
+    guarantee year ended in ``year`` (else all shortfalls). A claim whose pack exists is kept as it
+    is (it was signed and may have been sent), unless ``revise``: then a new revision is written
+    beside it (:func:`pack_folder`). Progress lines name the pseudonymous system id, never the
+    policy number.
     """
     say = progress or (lambda msg: None)
     export_root = export_root or ExportRoot.from_env()
@@ -495,8 +517,13 @@ def build_packs(lake: Lake, claims: Iterable[tuple[str, dt.date]] | None = None,
     for i, ev in enumerate(todo.iter_rows(named=True), 1):  # one row per claim (a handful)
         t0 = time.perf_counter()
         policy, _ = _policy(inputs.systems, ev["system_id"])
+        rel = pack_folder(export_root, ev["insurer"], claim_id(policy, ev["year_start"]), revise)
+        if rel is None:
+            say(f"  [{i}/{todo.height}] {ev['system_id']} {ev['year_start']}..{ev['year_end']} ({ev['insurer']}): "
+                "pack already built: kept (--revise writes a new revision beside it)")
+            continue
         files = render_pack(ev, inputs.daily, perf.filter(pl.col("system_id") == ev["system_id"]), policy, params)
-        folder = write_pack(export_root, ev, files, policy, versions, inputs.as_of, params)
+        folder = write_pack(export_root, ev, files, policy, versions, inputs.as_of, params, rel)
         secs = time.perf_counter() - t0
         results.append(PackResult(claim_id(policy, ev["year_start"]), ev["insurer"], ev["system_id"], folder.uri,
                                   ev["verdict"], ev["shortfall_kwh"], ev["shortfall_eur"], secs))
