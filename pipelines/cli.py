@@ -308,12 +308,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: no lake at {lake.root} (give --lake or set WATTLAKE_LAKE)", file=sys.stderr)
             return 1
     from wattlake.evidence import ClaimError
+    from wattlake.keys import KeyMismatch
     from wattlake.lake import LakeError
     from wattlake.privacy import SubjectNotFound
 
     try:
         return args.func(args)
-    except (SubjectNotFound, LakeError, ClaimError) as exc:  # refused with a reason: no traceback
+    except (SubjectNotFound, LakeError, ClaimError, KeyMismatch) as exc:  # refused with a reason: no traceback
         print(f"error: {exc}", file=sys.stderr)
         return 1
 

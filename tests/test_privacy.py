@@ -514,7 +514,9 @@ def test_rectify_changes_fields_audits_names_only_and_survives_relanding(lake_co
     row = find_subject(lake, sid).row.row(0, named=True)
     assert row["email"] == "new.address@example.org" and row["city"] == "Zwolle"
     audit = history(lake, sid).filter(pl.col("request_type") == "rectify").row(0, named=True)
-    assert json.loads(audit["details"]) == {"fields": ["city", "email"]}
+    from wattlake.keys import key_check
+
+    assert json.loads(audit["details"]) == {"fields": ["city", "email"], "key_check": key_check()}
     # the inaccurate value is not kept in older versions either
     assert find_in_files(local_files(Path(lake.uri(T.SUBJECTS.name))), [old_email]) == []
     land_registry(lake, small_landing[0])  # the CRM snapshot still has the old value
@@ -593,3 +595,31 @@ def test_cli_subject_commands_print_no_personal_data(lake_copy, landing_copy, tm
     assert "is before --start" in capsys.readouterr().err
     assert main(base + ["--landing", str(landing_copy), "land", "--start", "2024-01-01", "--end", "2024-01-02"]) == 1
     assert "no landing day in 2024-01-01..2024-01-02" in capsys.readouterr().err
+
+
+def test_a_replaced_pseudonym_key_is_refused_not_used(lake_copy, small_landing, tmp_path, monkeypatch, capsys):
+    """A lost key file is silently replaced by a new key, and with it no stored pseudonym matches:
+    an erased subject would come back with the next registry snapshot. Every audit row records a
+    check value of the key, and the code that matches stored pseudonyms refuses another key."""
+    from pipelines.cli import main
+    from wattlake.keys import KeyMismatch
+    from wattlake.privacy import erased_refs
+    from wattlake.registry import land_registry
+
+    lake = lake_copy
+    sid = _richest_subject(lake)
+    erase(lake, sid)
+    assert sid not in lake.read(T.SUBJECTS.name)["subject_id"].to_list()
+
+    monkeypatch.setenv("WATTLAKE_KEY_DIR", str(tmp_path / "empty-key-dir"))  # the key file is gone
+    with pytest.raises(KeyMismatch, match="not the key this lake's audit and erasures were written with"):
+        land_registry(lake, small_landing[0])  # the snapshot still lists the erased subject
+    with pytest.raises(KeyMismatch):
+        erased_refs(lake)
+    assert main(["--lake", lake.root, "subject", "export", sid, "--out", str(tmp_path / "x")]) == 1
+    assert "restore the original key" in capsys.readouterr().err
+    assert sid not in lake.read(T.SUBJECTS.name)["subject_id"].to_list()  # nothing came back
+
+    monkeypatch.undo()  # the original key: the registry lands, without the erased subject
+    land_registry(lake, small_landing[0])
+    assert sid not in lake.read(T.SUBJECTS.name)["subject_id"].to_list()

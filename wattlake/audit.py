@@ -19,12 +19,13 @@ from typing import Any
 import polars as pl
 
 from wattlake import tables as T
-from wattlake.keys import pseudonym
+from wattlake.keys import key_check, pseudonym, require_key
 from wattlake.lake import Lake
 
+#: the key of every audit row's details holding :func:`wattlake.keys.key_check` (see :func:`check_key`)
+KEY_CHECK = "key_check"
 REQUEST_TYPES = ("export", "rectify", "restrict", "object", "consent", "erase", "release", "retention",
                  "scrub_landing")
-
 
 
 #: the key of a ``release`` audit row's details that lists the keyed pseudonyms of the subjects it
@@ -66,10 +67,24 @@ def record(lake: Lake, entry: AuditEntry, outcome: str, details: dict[str, Any] 
         "completed_at_utc": [dt.datetime.now(dt.UTC)],
         "operator": [entry.operator],
         "outcome": [outcome],
-        "details": [json.dumps(details or {}, sort_keys=True, default=str)],
+        "details": [json.dumps({**(details or {}), KEY_CHECK: key_check()}, sort_keys=True, default=str)],
     }, schema_overrides={"subject_ref": pl.String})
     lake.append(T.PRIVACY_AUDIT.name, row, T.PRIVACY_AUDIT.schema, configuration=T.PRIVACY_AUDIT.configuration)
     return entry.request_id
+
+
+def check_key(lake: Lake) -> None:
+    """Refuse to go on (:class:`wattlake.keys.KeyMismatch`) when the pseudonym key is not the one the
+    lake's latest audit row was written with. Called before stored pseudonyms are matched: the
+    erasure tombstones, the audit of one subject."""
+    if not lake.exists(T.PRIVACY_AUDIT.name):
+        return
+    rows = lake.read(T.PRIVACY_AUDIT.name).sort("completed_at_utc", descending=True)
+    for details in rows.get_column("details").head(50).to_list():
+        recorded = json.loads(details or "{}").get(KEY_CHECK)
+        if recorded:
+            require_key(recorded)
+            return
 
 
 def history(lake: Lake, subject_id: str | None = None) -> pl.DataFrame:

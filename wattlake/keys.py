@@ -65,6 +65,28 @@ def pseudonym(value: str, purpose: str = "audit") -> str:
     return "ref_" + sign(get_key(purpose), value.encode())[:24]
 
 
+class KeyMismatch(RuntimeError):
+    """The pseudonym key in use is not the one the lake's stored pseudonyms were made with."""
+
+
+def key_check(purpose: str = "audit") -> str:
+    """A value that identifies the ``purpose`` key without revealing it (its pseudonym of a constant).
+    Every audit row records it; :func:`require_key` compares it before stored pseudonyms are used."""
+    return pseudonym("wattlake:key-check", purpose)
+
+
+def require_key(recorded: str | None, purpose: str = "audit") -> None:
+    """Raise :class:`KeyMismatch` when ``recorded`` (a :func:`key_check` stored in the lake) is not
+    the current key's. A lost key file is silently replaced by a new key; with it every stored
+    pseudonym stops matching, and erased subjects would come back with the next registry snapshot."""
+    if recorded and recorded != key_check(purpose):
+        where = os.environ.get(_env_name(purpose)) and _env_name(purpose) or str(key_dir() / f"{purpose}.key")
+        raise KeyMismatch(
+            f"the {purpose!r} key ({where}) is not the key this lake's audit and erasures were written with: "
+            f"restore the original key (WATTLAKE_KEY_DIR or {_env_name(purpose)}); a key file created since "
+            "must be replaced, not kept")
+
+
 def secret_values(env: dict[str, str] | None = None, min_len: int = 6) -> list[str]:
     """Values of secret-looking environment variables (longest first)."""
     env = os.environ if env is None else env

@@ -57,7 +57,7 @@ import polars as pl
 import pyarrow as pa
 
 from wattlake import tables as T
-from wattlake.audit import RELEASED_SUBJECT_REFS, AuditEntry, history, record
+from wattlake.audit import RELEASED_SUBJECT_REFS, AuditEntry, check_key, history, record
 from wattlake.keys import pseudonym
 from wattlake.lake import Lake
 from wattlake.landing import FILE_PATTERNS, ID_PATTERNS
@@ -134,6 +134,7 @@ class Subject:
 
 def find_subject(lake: Lake, subject_id: str) -> Subject:
     """The subject's registry row and systems (both may be empty after an erasure)."""
+    check_key(lake)  # the audit and tombstones find the subject by a keyed pseudonym
     # registry tables are small: read whole, filter in memory (no filter pushed into the scan)
     row = (lake.read(T.SUBJECTS.name).filter(pl.col("subject_id") == subject_id)
            if lake.exists(T.SUBJECTS.name) else pl.DataFrame())
@@ -528,6 +529,7 @@ def erased_identifier_refs(lake: Lake) -> set[str]:
     """
     if not lake.exists(T.ERASURES.name):
         return set()
+    check_key(lake)
     refs: set[str] = set()
     for value in lake.read(T.ERASURES.name).get_column("identifier_refs").drop_nulls().to_list():
         refs |= set(json.loads(value))
@@ -538,6 +540,7 @@ def erased_refs(lake: Lake) -> set[str]:
     """Pseudonyms of every subject with an erasure tombstone (started or done)."""
     if not lake.exists(T.ERASURES.name):
         return set()
+    check_key(lake)
     return set(lake.read(T.ERASURES.name).get_column("subject_ref").to_list())
 
 
