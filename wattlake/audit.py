@@ -32,6 +32,7 @@ REQUEST_TYPES = ("export", "rectify", "restrict", "object", "consent", "erase", 
 #: included (written by :mod:`wattlake.research`, read by an erasure to name the releases)
 RELEASED_SUBJECT_REFS = "subject_refs"
 
+
 def operator() -> str:
     """Who is acting: ``$WATTLAKE_OPERATOR``, else the login name."""
     try:
@@ -77,14 +78,19 @@ def check_key(lake: Lake) -> None:
     """Refuse to go on (:class:`wattlake.keys.KeyMismatch`) when the pseudonym key is not the one the
     lake's latest audit row was written with. Called before stored pseudonyms are matched: the
     erasure tombstones, the audit of one subject."""
-    if not lake.exists(T.PRIVACY_AUDIT.name):
+    version = lake.version(T.PRIVACY_AUDIT.name)
+    if version is None:
         return
-    rows = lake.read(T.PRIVACY_AUDIT.name).sort("completed_at_utc", descending=True)
-    for details in rows.get_column("details").head(50).to_list():
-        recorded = json.loads(details or "{}").get(KEY_CHECK)
-        if recorded:
-            require_key(recorded)
-            return
+    at = (lake.uri(T.PRIVACY_AUDIT.name), version)
+    if at not in _RECORDED_CHECKS:  # landing asks once per group: read the audit once per version
+        rows = lake.read(T.PRIVACY_AUDIT.name, version=version).sort("completed_at_utc", descending=True)
+        checks = (json.loads(d or "{}").get(KEY_CHECK) for d in rows.get_column("details").to_list())
+        _RECORDED_CHECKS[at] = next((c for c in checks if c), None)
+    require_key(_RECORDED_CHECKS[at])
+
+
+#: the latest key check value per (audit table, version) seen by :func:`check_key`
+_RECORDED_CHECKS: dict[tuple[str, int], str | None] = {}
 
 
 def history(lake: Lake, subject_id: str | None = None) -> pl.DataFrame:

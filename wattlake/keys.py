@@ -80,7 +80,7 @@ def require_key(recorded: str | None, purpose: str = "audit") -> None:
     the current key's. A lost key file is silently replaced by a new key; with it every stored
     pseudonym stops matching, and erased subjects would come back with the next registry snapshot."""
     if recorded and recorded != key_check(purpose):
-        where = os.environ.get(_env_name(purpose)) and _env_name(purpose) or str(key_dir() / f"{purpose}.key")
+        where = _env_name(purpose) if os.environ.get(_env_name(purpose)) else str(key_dir() / f"{purpose}.key")
         raise KeyMismatch(
             f"the {purpose!r} key ({where}) is not the key this lake's audit and erasures were written with: "
             f"restore the original key (WATTLAKE_KEY_DIR or {_env_name(purpose)}); a key file created since "

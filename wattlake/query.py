@@ -6,8 +6,9 @@
 
 Personal data stays out unless asked for: the ``restricted.*`` tables, and the columns that hold
 device identifiers in raw form (:data:`wattlake.tables.RAW_IDENTIFIER_COLUMNS`: raw telegrams,
-rejected raw text, landing file names), are there only with ``restricted=True``. The files of each table version come from delta-rs, not DuckDB's ``delta``
-extension, which downloads itself at first use and fails offline. ``versions`` pins tables to a
+rejected raw text, landing file names), are there only with ``restricted=True``. The files of
+each table version come from delta-rs, not DuckDB's ``delta`` extension, which downloads itself
+at first use and fails offline. ``versions`` pins tables to a
 Delta version (time travel), e.g. ``{"gold/system_daily": 12}``.
 """
 
@@ -41,8 +42,8 @@ def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _hidden(name: str, columns, restricted: bool) -> list[str]:
-    """The columns of table ``name`` an analyst sees only with ``restricted=True``."""
+def _hidden(columns, restricted: bool) -> list[str]:
+    """Of a table's ``columns``, those an analyst sees only with ``restricted=True``."""
     from wattlake.tables import RAW_IDENTIFIER_COLUMNS
 
     return [] if restricted else [c for c in columns if c in RAW_IDENTIFIER_COLUMNS]
@@ -62,12 +63,13 @@ def _register(con: duckdb.DuckDBPyConnection, lake: Lake, name: str, version: in
     layer, table = name.split("/")
     dt = lake.table(name, version)
     con.execute(f'CREATE SCHEMA IF NOT EXISTS "{layer}"')
-    arrow_schema = dt.to_pyarrow_dataset().schema
-    hidden = _hidden(name, arrow_schema.names, restricted)
+    dataset = dt.to_pyarrow_dataset()
+    arrow_schema = dataset.schema
+    hidden = _hidden(arrow_schema.names, restricted)
     cols = ", ".join(f'"{c}"' for c in arrow_schema.names if c not in hidden)
     files = dt.file_uris()
     if lake.is_s3 or not files:
-        source = dt.to_pyarrow_dataset() if files else arrow_schema.empty_table()
+        source = dataset if files else arrow_schema.empty_table()
         con.register(f"__{layer}__{table}", source)
         con.execute(f'CREATE VIEW "{layer}"."{table}" AS SELECT {cols} FROM "__{layer}__{table}"')
         return
@@ -124,5 +126,5 @@ def frames(lake: Lake | str | None = None, *, restricted: bool = False,
     out = {}
     for name in names:
         lf = lake.scan(name, versions.get(name))
-        out[name.replace("/", ".")] = lf.drop(_hidden(name, lf.collect_schema().names(), restricted))
+        out[name.replace("/", ".")] = lf.drop(_hidden(lf.collect_schema().names(), restricted))
     return out
