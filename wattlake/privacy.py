@@ -57,7 +57,7 @@ import polars as pl
 import pyarrow as pa
 
 from wattlake import tables as T
-from wattlake.audit import RELEASED_SUBJECT_REFS, AuditEntry, check_key, history, record
+from wattlake.audit import AuditEntry, check_key, history, record
 from wattlake.keys import pseudonym
 from wattlake.lake import Lake
 from wattlake.landing import FILE_PATTERNS, ID_PATTERNS
@@ -151,11 +151,11 @@ def _require(lake: Lake, subject: Subject, request_type: str) -> None:
     stone = _tombstone(lake, subject.ref)
     if stone is not None:
         when = stone["started_at_utc"].strftime("%Y-%m-%d") if stone["started_at_utc"] else "?"
-        reason = f"erased ({stone['status']}, request {stone['request_id']} of {when})"
+        why, say = "erased", f"erased ({stone['status']}, request {stone['request_id']} of {when})"
     else:
-        reason = "not in restricted/subjects (check the id: subject ids, not system ids or names)"
-    record(lake, AuditEntry(request_type, subject.subject_id), "refused", {"reason": reason.split(" (")[0]})
-    raise SubjectNotFound(f"subject {subject.ref}: {reason}")
+        why, say = "not_found", "not in restricted/subjects (check the id: subject ids, not system ids or names)"
+    record(lake, AuditEntry(request_type, subject.subject_id), "refused", {"reason": why})
+    raise SubjectNotFound(f"subject {subject.ref}: {say}")
 
 
 # ---------------------------------------------------------------------------- which rows are theirs
@@ -589,21 +589,6 @@ def _remove_rows(lake: Lake, spec: T.TableSpec, subject: Subject) -> int:
     return n
 
 
-def _releases_including(lake: Lake, ref: str) -> list[str]:
-    """Request ids of research releases whose audit details list the subject's pseudonym."""
-    audit = history(lake)
-    releases = audit.filter(pl.col("request_type") == "release")
-    out = []
-    for request_id, details in releases.select("request_id", "details").iter_rows():
-        try:
-            refs = json.loads(details or "{}").get(RELEASED_SUBJECT_REFS) or []
-        except (ValueError, AttributeError):
-            refs = []
-        if ref in refs:
-            out.append(request_id)
-    return out
-
-
 def _insurer_packs(export_root, needles: list[str]) -> list[str]:
     """Insurer claim packs (``insurers/<insurer>/<claim>/``) whose files name the subject's systems."""
     if export_root is None:
@@ -913,7 +898,9 @@ def erase(lake: Lake, subject_id: str, instance=None, export_root=None,
         _write_tombstone(lake, ref, request_id, "in_progress", planned, done, started, id_refs)
         log.info("erase %s: %s done (%d rows)", request_id, spec.name, report.rows[spec.name])
 
-    report.releases_including_subject = _releases_including(lake, ref)
+    from wattlake.research import releases_of
+
+    report.releases_including_subject = [r["request_id"] for r in releases_of(lake, subject_id)]
     report.insurer_packs_kept = _insurer_packs(export_root, [ref, subject_id, *subject.system_ids])
     from wattlake.notices import erase_from_notices
 
