@@ -486,6 +486,9 @@ def test_export_holds_exactly_the_subjects_rows(lake_copy, tmp_path):
     assert pl.read_parquet(out / "bronze__quarantine.parquet").height >= 1  # found by content
     personal = json.loads((out / "personal_data.json").read_text())
     assert personal["subject"]["email"] == subject.row["email"].item()
+    # personal data: only the operator's account can read the export
+    assert (out.stat().st_mode & 0o777) == 0o700
+    assert {p.stat().st_mode & 0o777 for p in out.iterdir()} == {0o600}
     assert sorted(s["system_id"] for s in personal["systems"]) == subject.system_ids
 
     # nothing of anyone else: no other subject's id, system, serial, meter, name or e-mail
@@ -500,6 +503,7 @@ def test_export_holds_exactly_the_subjects_rows(lake_copy, tmp_path):
     assert row["request_id"] == report.request_id and subject.row["email"].item() not in row["details"]
 
     zipped = export_subject(lake, sid, tmp_path / "export2", as_zip=True)
+    assert (Path(zipped.path).stat().st_mode & 0o777) == 0o600
     with zipfile.ZipFile(zipped.path) as zf:
         assert set(zf.namelist()) == {p.name for p in out.iterdir()}
     assert find_in_files({"e.zip": Path(zipped.path).read_bytes()}, needles) == []

@@ -410,18 +410,24 @@ def export_subject(lake: Lake, subject_id: str, out_dir: str | Path, as_zip: boo
                 "files": [{**m, "sha256": sha256_bytes(files[m["path"]])} for m in meta]}
     files["manifest.json"] = json.dumps(manifest, indent=2, sort_keys=True).encode()
 
+    # personal data: readable by the operator's account only (0600 files, a 0700 folder)
     out = Path(out_dir)
     if as_zip:
         target = out.with_name(out.name + ".zip") if out.suffix != ".zip" else out
         target.parent.mkdir(parents=True, exist_ok=True)
-        with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        with os.fdopen(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as raw, \
+                zipfile.ZipFile(raw, "w", compression=zipfile.ZIP_DEFLATED) as zf:
             for name, data in files.items():
                 zf.writestr(name, data)
+        os.chmod(target, 0o600)  # an existing file keeps its old mode through O_CREAT
         out = target
     else:
-        out.mkdir(parents=True, exist_ok=True)
+        out.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(out, 0o700)
         for name, data in files.items():
-            (out / name).write_bytes(data)
+            with os.fdopen(os.open(out / name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as f:
+                f.write(data)
+            os.chmod(out / name, 0o600)
     record(lake, entry, "exported", {"files": len(files), "rows": rows, "zip": as_zip})
     log.info("export %s: %d files, %d rows", entry.request_id, len(files), sum(rows.values()))
     return ExportReport(entry.request_id, out, rows, manifest["files"])
