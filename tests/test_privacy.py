@@ -530,6 +530,16 @@ def test_rectify_changes_fields_audits_names_only_and_survives_relanding(lake_co
         with pytest.raises(RectifyError) as exc:
             rectify(lake, sid, bad)
         assert list(bad.values())[0] not in str(exc.value)
+    # malformed values change nothing, and the message names the rule, not the value
+    before = lake.read(T.SUBJECTS.name)
+    for bad in ({"email": "not-an-email"}, {"iban": "XX"}, {"iban": "NL91ABNA0417164301"},  # check digits off
+                {"phone": "call me"}, {"postcode": "ABCD 12"}, {"city": "  "},
+                {"city": "Delft", "email": "also@wrong"}):
+        with pytest.raises(RectifyError) as exc:
+            rectify(lake, sid, bad)
+        assert not any(v in str(exc.value) for v in bad.values() if v.strip())
+    assert lake.read(T.SUBJECTS.name).equals(before)
+    rectify(lake, sid, {"iban": "NL91 ABNA 0417 1643 00", "postcode": "2611 AB", "phone": "+31 (0)15 123 4567"})
 
 
 def test_restrict_object_consent_set_flags_with_history(lake_copy, small_landing, tmp_path):

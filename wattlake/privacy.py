@@ -459,13 +459,42 @@ def _set_fields(lake: Lake, subject: Subject, values: dict[str, Any], request_id
     lake.purge_history(spec.name)
 
 
+#: what a rectified value must look like (checked before anything is written; the message names
+#: the field and the rule, never the value)
+_FORMATS = {
+    "email": (re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+"), "an e-mail address (name@domain.tld)"),
+    "phone": (re.compile(r"\+?[0-9][0-9 ()-]{5,19}"), "a phone number (digits, spaces, +, -, brackets)"),
+    "postcode": (re.compile(r"[1-9][0-9]{3} ?[A-Z]{2}"), "a Dutch postcode (1234 AB)"),
+}
+
+
+def iban_ok(value: str) -> bool:
+    """ISO 13616: two letters, two check digits, up to 30 alphanumerics, and the mod-97 check."""
+    from wattlake.generator.registry import iban_is_valid
+
+    text = value.replace(" ", "").upper()
+    return bool(re.fullmatch(r"[A-Z]{2}[0-9]{2}[A-Z0-9]{11,30}", text)) and iban_is_valid(text)
+
+
+def _check_format(field: str, value: str) -> None:
+    if field == "iban" and not iban_ok(str(value)):
+        raise RectifyError("iban: not a valid IBAN (country code, check digits and the mod-97 check)")
+    if field in _FORMATS and not _FORMATS[field][0].fullmatch(str(value).strip()):
+        raise RectifyError(f"{field}: not {_FORMATS[field][1]}")
+    if not str(value).strip():
+        raise RectifyError(f"{field}: empty")
+
+
 def rectify(lake: Lake, subject_id: str, changes: dict[str, str]) -> str:
-    """Correct personal fields (``RECTIFIABLE``); audited with the field names, never the values."""
+    """Correct personal fields (``RECTIFIABLE``); audited with the field names, never the values.
+    Values are checked first (:data:`_FORMATS`, :func:`iban_ok`): a malformed one changes nothing."""
     forbidden = sorted(set(changes) - set(RECTIFIABLE))
     if forbidden:
         raise RectifyError(f"fields {forbidden} cannot be rectified; allowed: {list(RECTIFIABLE)}")
     if not changes:
         raise RectifyError("no field to rectify")
+    for field_name, value in changes.items():
+        _check_format(field_name, value)
     subject = find_subject(lake, subject_id)
     _require(lake, subject, "rectify")
     entry = AuditEntry("rectify", subject_id)
