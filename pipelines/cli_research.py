@@ -71,19 +71,10 @@ def cmd_release(args) -> int:
 
 def _earlier_release(lake: Lake, partner: str, start: str, end: str) -> str | None:
     """The path of a recorded release for ``partner`` covering ``start..end``, if any."""
-    import json
+    from wattlake.research import recorded_releases
 
-    from wattlake.audit import history
-    from wattlake.tables import PRIVACY_AUDIT
-
-    if not lake.exists(PRIVACY_AUDIT.name):
-        return None
-    audit = history(lake)
-    for details in audit.filter(audit["request_type"] == "release")["details"].to_list():
-        d = json.loads(details or "{}")
-        if d.get("partner") == partner and start in d.get("period", "") and end in d.get("period", ""):
-            return d.get("path")
-    return None
+    return next((d.get("path") for d in recorded_releases(lake)
+                 if d.get("partner") == partner and start in d.get("period", "") and end in d.get("period", "")), None)
 
 
 def demo_release(lake: Lake, start: str, end: str, say: Callable[[str], None] = _say,

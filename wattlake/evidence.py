@@ -563,6 +563,13 @@ def open_folder(location: str | ExportFolder) -> ExportFolder:
 
 def verify_pack(location: str | ExportFolder) -> Verification:
     """Check a pack's signature (per-insurer key) and every file's SHA-256; list what is wrong."""
+    return verify_signed_folder(location, "insurer", insurer_key_name)
+
+
+def verify_signed_folder(location: str | ExportFolder, party: str, key_name: Callable[[str], str]) -> Verification:
+    """Check a signed export folder: the manifest's HMAC signature with the key of the party its
+    ``party`` field names (``key_name(value)``, never a key the manifest picks), every listed file's
+    SHA-256, and that nothing unlisted lies beside them."""
     folder = open_folder(location)
     try:
         manifest = json.loads(folder.read(MANIFEST))
@@ -570,12 +577,12 @@ def verify_pack(location: str | ExportFolder) -> Verification:
         return Verification(False, [f"{MANIFEST}: unreadable ({type(exc).__name__})"])
     problems = []
     sig = manifest.get("signature")
-    insurer = manifest.get("insurer")
-    if not sig or not insurer:
-        problems.append(f"{MANIFEST}: no signature or insurer")
+    who = manifest.get(party)
+    if not sig or not who:
+        problems.append(f"{MANIFEST}: no signature or {party}")
     else:
         body = {k: v for k, v in manifest.items() if k != "signature"}
-        if not keys.verify(keys.get_key(insurer_key_name(insurer)), canonical_json(body), sig):
+        if not keys.verify(keys.get_key(key_name(who)), canonical_json(body), sig):
             problems.append(f"{MANIFEST}: signature does not match (manifest altered or wrong key)")
     files = manifest.get("files") or []
     problems += folder.verify_files(files)

@@ -321,23 +321,6 @@ def verify_notices(location):
     """Check a notice folder (path, ``s3://`` URI or :class:`~wattlake.exports.ExportFolder`): the
     manifest's signature with the installer's key and every file's SHA-256; nothing unlisted.
     Returns a :class:`wattlake.evidence.Verification`."""
-    from wattlake import keys
-    from wattlake.evidence import Verification, canonical_json, open_folder
+    from wattlake.evidence import verify_signed_folder
 
-    folder = open_folder(location)
-    try:
-        manifest = json.loads(folder.read("manifest.json"))
-    except Exception as exc:  # missing or not JSON
-        return Verification(False, [f"manifest.json: unreadable ({type(exc).__name__})"])
-    problems = []
-    sig, installer = manifest.get("signature"), manifest.get("installer_id")
-    body = {k: v for k, v in manifest.items() if k != "signature"}
-    if not sig or not installer:
-        problems.append("manifest.json: no signature or installer")
-    elif not keys.verify(keys.get_key(_key_name(installer)), canonical_json(body), sig):
-        problems.append("manifest.json: signature does not match (manifest altered or wrong key)")
-    files = manifest.get("files") or []
-    problems += folder.verify_files(files)
-    listed = {f["path"] for f in files} | {"manifest.json"}
-    problems += [f"{p}: not listed in the manifest" for p in folder.listing() if p not in listed]
-    return Verification(not problems, problems, manifest)
+    return verify_signed_folder(location, "installer_id", _key_name)

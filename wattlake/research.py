@@ -626,15 +626,17 @@ def write_release(plan: ReleasePlan, lake: Lake, exports: ExportRoot | None = No
     return ReleaseResult(plan, folder.uri, man, request_id, time.perf_counter() - t0)
 
 
-def releases_of(lake: Lake, subject_id: str) -> list[dict]:
-    """The recorded releases that included ``subject_id`` (via its keyed pseudonym)."""
+def recorded_releases(lake: Lake) -> list[dict]:
+    """Every release recorded in ``restricted/privacy_audit``, oldest first: its audit request id
+    and the details it was recorded with (partner, release id, period, path, subject pseudonyms)."""
     from wattlake.audit import history
 
+    return [{**json.loads(row["details"] or "{}"), "request_id": row["request_id"]}
+            for row in history(lake).filter(pl.col("request_type") == "release").iter_rows(named=True)]
+
+
+def releases_of(lake: Lake, subject_id: str) -> list[dict]:
+    """The recorded releases that included ``subject_id`` (via its keyed pseudonym)."""
     ref = pseudonym(subject_id)
-    out = []
-    for row in history(lake).filter(pl.col("request_type") == "release").iter_rows(named=True):
-        details = json.loads(row["details"] or "{}")
-        if ref in details.get(RELEASED_SUBJECT_REFS, []):
-            out.append({"request_id": row["request_id"], "partner": details.get("partner"),
-                        "release_id": details.get("release_id"), "path": details.get("path")})
-    return out
+    return [{"request_id": d["request_id"], "partner": d.get("partner"), "release_id": d.get("release_id"),
+             "path": d.get("path")} for d in recorded_releases(lake) if ref in d.get(RELEASED_SUBJECT_REFS, [])]
