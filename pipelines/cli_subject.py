@@ -4,7 +4,9 @@
 ``wattlake subject rectify <id> --set field=value``  correct personal fields (audited: names only)
 ``wattlake subject restrict|object <id> [--lift]``   set (or lift) the restriction/objection flag
 ``wattlake subject consent <id> --grant|--withdraw`` research-sharing consent
-``wattlake subject erase <id>``                      erase from every table, version, log and Dagster storage
+``wattlake subject erase <id>``                      erase from every table, version, log, Dagster storage
+                                                     and the landing folder (``--no-dagster``/``--no-landing``
+                                                     to skip one knowingly)
 ``wattlake subject scrub-landing [--landing DIR]``   remove erased subjects' records from the landing folder
 ``wattlake retention [--dry-run] [--now ISO]``       apply the retention policy (lake and landing folder)
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import sys
 import time
 
 from pipelines.cli import iso_time
@@ -82,17 +85,28 @@ def cmd_erase(args) -> int:
     from wattlake.exports import ExportRoot
     from wattlake.privacy import erase
 
-    instance = _dagster_instance()
-    if instance is None:
-        _say("DAGSTER_HOME is not set: Dagster run storage is not searched")
     from pipelines.resources import landing_root
 
-    landing = landing_root(args.landing)
-    if not landing.is_dir():
-        _say(f"landing folder {landing} not found: not searched (pass --landing or set WATTLAKE_LANDING)")
+    # an erasure that silently skips a place is not an erasure: each place is searched, or the
+    # operator says on the command line why it need not be
+    instance = None if args.no_dagster else _dagster_instance()
+    if instance is None and not args.no_dagster:
+        print("error: DAGSTER_HOME is not set, so the Dagster run storage (run records and event logs) "
+              "would not be searched. Set DAGSTER_HOME to the deployment's instance folder, or pass "
+              "--no-dagster if no Dagster instance has run on this lake.", file=sys.stderr)
+        return 1
+    landing = None if args.no_landing else landing_root(args.landing)
+    if landing is not None and not landing.is_dir():
+        print(f"error: landing folder {landing} not found, so its raw files would keep the subject's "
+              "records. Pass --landing DIR (or set WATTLAKE_LANDING), or --no-landing and run "
+              "`wattlake subject scrub-landing` where the folder is.", file=sys.stderr)
+        return 1
     report = erase(Lake.from_env(args.lake), args.subject_id, instance=instance, export_root=ExportRoot.from_env(),
-                   landing_root=landing if landing.is_dir() else None)
-    _say(f"erase {report.request_id}: {report.outcome}" + (" (resumed)" if report.resumed else ""))
+                   landing_root=landing)
+    skipped = [place for place, flag in (("Dagster storage", args.no_dagster), ("landing folder", args.no_landing))
+               if flag]
+    _say(f"erase {report.request_id}: {report.outcome}" + (" (resumed)" if report.resumed else "")
+         + (f"; not searched, as asked: {', '.join(skipped)}" if skipped else ""))
     if report.landing is not None:
         _say(f"  landing folder: {report.landing.files_deleted:,} files deleted, "
              f"{report.landing.files_rewritten:,} rewritten ({report.landing.lines_removed:,} lines removed)")
@@ -186,6 +200,11 @@ def register(sub) -> None:
                                     "landing folder)")
     x.add_argument("subject_id")
     x.add_argument("--landing", help="landing folder (default $WATTLAKE_LANDING or ./landing)")
+    x.add_argument("--no-landing", action="store_true",
+                   help="do not search a landing folder (run `subject scrub-landing` where it is)")
+    x.add_argument("--no-dagster", action="store_true",
+                   help="do not search Dagster run storage (no Dagster instance has run on this lake); "
+                        "without it DAGSTER_HOME must be set")
     x.set_defaults(func=cmd_erase)
 
     sc = ss.add_parser("scrub-landing", help="remove every erased subject's records from the landing folder "

@@ -560,7 +560,7 @@ def test_restrict_object_consent_set_flags_with_history(lake_copy, small_landing
     assert [json.loads(d)["value"] for d in consent["details"]] == [True, True, False, True]
 
 
-def test_cli_subject_commands_print_no_personal_data(lake_copy, landing_copy, tmp_path, capsys):
+def test_cli_subject_commands_print_no_personal_data(lake_copy, landing_copy, tmp_path, capsys, monkeypatch):
     from pipelines.cli import main
 
     lake = lake_copy
@@ -576,10 +576,23 @@ def test_cli_subject_commands_print_no_personal_data(lake_copy, landing_copy, tm
     before = local_files(landing_copy)
     assert main(base + ["retention", "--dry-run", "--now", "2026-06-01", "--landing", str(landing_copy)]) == 0
     assert local_files(landing_copy) == before  # a dry run counts, changes nothing
-    assert main(base + ["subject", "erase", sid]) == 0
+    # an erasure searches every place or is told on the command line which one it need not
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    outs = [capsys.readouterr().out]
+    assert main(base + ["subject", "erase", sid]) == 1
+    assert "DAGSTER_HOME is not set" in capsys.readouterr().err
+    assert main(base + ["subject", "erase", sid, "--no-dagster", "--landing", str(tmp_path / "nowhere")]) == 1
+    assert "landing folder" in capsys.readouterr().err
+    assert find_subject(lake, sid).row.height == 1  # refused before anything was removed
+    assert main(base + ["subject", "erase", sid, "--no-dagster", "--no-landing"]) == 0
+    outs.append(capsys.readouterr().out)
+    assert "not searched, as asked: Dagster storage, landing folder" in outs[-1]
+    erased = history(lake).filter(pl.col("outcome") == "erased").row(0, named=True)
+    assert json.loads(erased["details"])["dagster_searched"] is False
+    assert json.loads(erased["details"])["landing"] is None
     assert main(base + ["subject", "scrub-landing", "--landing", str(landing_copy)]) == 0
     assert main(base + ["subject", "scrub-landing", "--landing", str(tmp_path / "nowhere")]) == 2
-    out = capsys.readouterr().out
+    out = "".join(outs) + capsys.readouterr().out
     assert "scrub-landing" in out and "files deleted" in out
     assert "landing folder:" in out and "addresses truncated" in out
     assert find_in_files(local_files(landing_copy), needles) == []

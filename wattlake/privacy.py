@@ -531,6 +531,7 @@ class ErasureReport:
     installer_notices_removed: int = 0  # notices about the subject's systems taken out of installer folders
     releases_including_subject: list[str] = field(default_factory=list)
     dagster_runs_deleted: int = 0
+    dagster_searched: bool = False  # False: no Dagster instance was given (the CLI's --no-dagster)
     resumed: bool = False
     seconds: float = 0.0
     landing: "LandingErasure | None" = None  # None: the landing folder was not given
@@ -940,6 +941,7 @@ def erase(lake: Lake, subject_id: str, instance=None, export_root=None,
     from wattlake.notices import erase_from_notices
 
     report.installer_notices_removed = erase_from_notices(export_root, subject.system_ids)
+    report.dagster_searched = instance is not None
     if instance is not None:
         report.dagster_runs_deleted = purge_dagster(
             instance, [v for v in needles if v not in subject.system_ids])
@@ -952,7 +954,8 @@ def erase(lake: Lake, subject_id: str, instance=None, export_root=None,
         "insurer_packs_kept_legal_claims": report.insurer_packs_kept,
         "installer_notices_removed": report.installer_notices_removed,
         "earlier_releases_including_subject": report.releases_including_subject,
-        "dagster_runs_deleted": report.dagster_runs_deleted, "seconds": report.seconds,
+        "dagster_runs_deleted": report.dagster_runs_deleted, "dagster_searched": report.dagster_searched,
+        "seconds": report.seconds,
         "landing": None if report.landing is None else vars(report.landing),
     }
     record(lake, entry, "erased", details)
