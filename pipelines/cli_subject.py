@@ -1,5 +1,7 @@
 """``wattlake subject ...`` and ``wattlake retention``: data-subject requests and retention.
 
+``wattlake subject find --email X | --phone X | --postcode P [--house-number N] | --device-id X``
+                                                     the subject id a request points to (ids only; audited)
 ``wattlake subject export <id> --out DIR [--zip]``   everything held on the subject (JSON, Parquet, CSV)
 ``wattlake subject rectify <id> --set field=value``  correct personal fields (audited: names only)
 ``wattlake subject restrict|object <id> [--lift]``   set (or lift) the restriction/objection flag
@@ -35,6 +37,25 @@ def _dagster_instance():
     import dagster as dg
 
     return dg.DagsterInstance.get()
+
+
+def cmd_find(args) -> int:
+    from wattlake.privacy import LOOKUP_FIELDS, find_subjects
+
+    query = {f: getattr(args, f) for f in LOOKUP_FIELDS if getattr(args, f, None)}
+    try:
+        found = find_subjects(Lake.from_env(args.lake), **query)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if found.height == 0:
+        _say(f"no subject matches ({', '.join(sorted(query))}); an erased subject is not found by its data")
+        return 1
+    for row in found.iter_rows(named=True):  # loop over the subjects found (a handful)
+        _say(f"{row['subject_id']}  {row['systems']} system(s)  matched on {', '.join(row['matched_on'])}")
+    if found.height > 1:
+        _say(f"{found.height} subjects match: narrow the lookup (e.g. postcode with house number) before a request")
+    return 0
 
 
 def cmd_export(args) -> int:
@@ -171,6 +192,16 @@ def register(sub) -> None:
     install_log_redaction()  # register() runs on every ``wattlake`` invocation
     s = sub.add_parser("subject", help="data-subject requests: export, rectify, restrict, object, consent, erase")
     ss = s.add_subparsers(dest="request", required=True)
+
+    fnd = ss.add_parser("find", help="the subject id for a request that quotes an e-mail, phone, address or "
+                                     "device (prints ids, never the data; audited)")
+    fnd.add_argument("--email")
+    fnd.add_argument("--phone", help="any notation: +31 6 ..., 06-..., 0031...")
+    fnd.add_argument("--postcode")
+    fnd.add_argument("--house-number", dest="house_number", help="with --postcode")
+    fnd.add_argument("--device-id", dest="device_id", help="inverter serial, meter id or energy-manager id")
+    fnd.add_argument("--system-id", dest="system_id")
+    fnd.set_defaults(func=cmd_find)
 
     e = ss.add_parser("export", help="everything held on the subject, as a folder or zip")
     e.add_argument("subject_id")

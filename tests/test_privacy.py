@@ -576,9 +576,14 @@ def test_cli_subject_commands_print_no_personal_data(lake_copy, landing_copy, tm
     before = local_files(landing_copy)
     assert main(base + ["retention", "--dry-run", "--now", "2026-06-01", "--landing", str(landing_copy)]) == 0
     assert local_files(landing_copy) == before  # a dry run counts, changes nothing
+    email = lake.read(T.SUBJECTS.name).filter(pl.col("subject_id") == sid)["email"][0]
+    outs = [capsys.readouterr().out]
+    assert main(base + ["subject", "find", "--email", email.upper()]) == 0
+    found = capsys.readouterr().out
+    assert found.startswith(sid) and "matched on email" in found and email not in found
+    assert main(base + ["subject", "find", "--house-number", "1"]) == 2
     # an erasure searches every place or is told on the command line which one it need not
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
-    outs = [capsys.readouterr().out]
     assert main(base + ["subject", "erase", sid]) == 1
     assert "DAGSTER_HOME is not set" in capsys.readouterr().err
     assert main(base + ["subject", "erase", sid, "--no-dagster", "--landing", str(tmp_path / "nowhere")]) == 1
@@ -587,6 +592,8 @@ def test_cli_subject_commands_print_no_personal_data(lake_copy, landing_copy, tm
     assert main(base + ["subject", "erase", sid, "--no-dagster", "--no-landing"]) == 0
     outs.append(capsys.readouterr().out)
     assert "not searched, as asked: Dagster storage, landing folder" in outs[-1]
+    assert main(base + ["subject", "find", "--email", email]) == 1  # gone with the subject
+    assert "no subject matches" in capsys.readouterr().out
     erased = history(lake).filter(pl.col("outcome") == "erased").row(0, named=True)
     assert json.loads(erased["details"])["dagster_searched"] is False
     assert json.loads(erased["details"])["landing"] is None
@@ -650,3 +657,42 @@ def test_a_replaced_pseudonym_key_is_refused_not_used(lake_copy, small_landing, 
     monkeypatch.undo()  # the original key: the registry lands, without the erased subject
     land_registry(lake, small_landing[0])
     assert sid not in lake.read(T.SUBJECTS.name)["subject_id"].to_list()
+
+
+def test_find_subjects_by_what_a_request_quotes(lake_copy):
+    from wattlake.privacy import find_subjects
+
+    lake = lake_copy
+    subjects = lake.read(T.SUBJECTS.name).sort("subject_id")
+    systems = lake.read(T.SYSTEMS.name)
+    owner = systems.get_column("subject_id").value_counts().sort(["count", "subject_id"]).row(-1, named=True)
+    sid = owner["subject_id"]
+    me = subjects.filter(pl.col("subject_id") == sid).row(0, named=True)
+    mine = systems.filter(pl.col("subject_id") == sid).sort("system_id")
+    other = subjects.filter(pl.col("subject_id") != sid).row(0, named=True)
+
+    def ids(**q):
+        return find_subjects(lake, **q).get_column("subject_id").to_list()
+
+    assert ids(email=f"  {me['email'].upper()} ") == [sid]  # trimmed, any case
+    digits = me["phone"].replace("+31", "").replace(" ", "")
+    assert ids(phone=f"0{digits[:1]}-{digits[1:]}") == [sid] and ids(phone=f"0031{digits}") == [sid]
+    assert sid in ids(postcode=me["postcode"].replace(" ", "").lower())  # a postcode is shared by neighbours
+    assert ids(postcode=me["postcode"], house_number=f" {me['house_number'].upper()}") == [sid]
+    assert ids(device_id=mine.row(0, named=True)["serial"]) == [sid]
+    assert ids(device_id=mine.row(0, named=True)["em_id"], system_id=mine.row(0, named=True)["system_id"]) == [sid]
+    assert ids(email=me["email"], device_id=systems.filter(pl.col("subject_id") == other["subject_id"])
+               .row(0, named=True)["serial"]) == []  # every field must match, of one subject
+    found = find_subjects(lake, email=me["email"])
+    assert found.row(0, named=True) == {"subject_id": sid, "systems": mine.height, "matched_on": ["email"]}
+    with pytest.raises(ValueError, match="postcode"):
+        find_subjects(lake, house_number="12")
+    with pytest.raises(ValueError, match="cannot look subjects up by"):
+        find_subjects(lake, name=me["name"])
+    with pytest.raises(ValueError, match="at least one"):
+        find_subjects(lake, email="  ")
+    lookups = history(lake).filter(pl.col("request_type") == "lookup")
+    assert set(lookups["subject_ref"]) >= {pseudonym(sid)}
+    assert {tuple(json.loads(d)["matched_on"]) for d in lookups["details"]} >= {("email",), ("phone",)}
+    logged = json.dumps(lookups.to_dicts(), default=str)
+    assert [v for v in (me["email"], me["phone"], me["postcode"], sid, mine["serial"][0]) if v in logged] == []

@@ -25,7 +25,7 @@ from wattlake.lake import Lake
 #: the key of every audit row's details holding :func:`wattlake.keys.key_check` (see :func:`check_key`)
 KEY_CHECK = "key_check"
 REQUEST_TYPES = ("export", "rectify", "restrict", "object", "consent", "erase", "release", "retention",
-                 "scrub_landing")
+                 "scrub_landing", "lookup")
 
 
 #: the key of a ``release`` audit row's details that lists the keyed pseudonyms of the subjects it

@@ -143,6 +143,84 @@ def find_subject(lake: Lake, subject_id: str) -> Subject:
     return Subject(subject_id, row, systems)
 
 
+#: what :func:`find_subjects` can look a subject up by: the fields a data subject quotes in a request
+LOOKUP_FIELDS = ("email", "phone", "postcode", "house_number", "device_id", "system_id")
+
+
+def _digits_nl(phone: pl.Expr) -> pl.Expr:
+    """A phone number as its digits, Dutch national form: ``+31 6 1234 5678``, ``0031612345678``
+    and ``06-12345678`` all become ``0612345678``."""
+    d = phone.str.replace_all(r"\D", "")
+    return (pl.when(d.str.starts_with("0031")).then(pl.lit("0") + d.str.slice(4))
+            .when(d.str.starts_with("31") & (d.str.len_chars() == 11)).then(pl.lit("0") + d.str.slice(2))
+            .otherwise(d))
+
+
+def find_subjects(lake: Lake, **query: str) -> pl.DataFrame:
+    """The subjects a request's details point to, for an operator who has an e-mail, a phone
+    number, an address or a device serial but not the subject id.
+
+    ``query``: any of :data:`LOOKUP_FIELDS`, all of which must match. E-mail compares trimmed and
+    case-insensitively, phone numbers by their digits in Dutch national form, postcodes without
+    spaces and in capitals, house numbers trimmed and case-insensitively (``12a``). ``device_id``
+    is an inverter serial, a meter id (``meter_id``, ``gas_meter_id``) or an energy-manager id;
+    ``system_id`` a system of the subject.
+
+    Returns ``subject_id``, ``systems`` (how many) and ``matched_on`` (the fields used), never the
+    fields' values. Each subject found gets an audited ``lookup`` row (fields used, not values);
+    an erased subject's data is gone, so it is not found by it.
+    """
+    unknown = set(query) - set(LOOKUP_FIELDS)
+    if unknown:
+        raise ValueError(f"cannot look subjects up by {sorted(unknown)}; use {', '.join(LOOKUP_FIELDS)}")
+    query = {k: v.strip() for k, v in query.items() if v is not None and v.strip()}
+    if not query:
+        raise ValueError("give at least one of " + ", ".join(LOOKUP_FIELDS))
+    if "house_number" in query and "postcode" not in query:
+        raise ValueError("a house number identifies an address only with its postcode")
+    check_key(lake)
+    empty = pl.DataFrame(schema={"subject_id": pl.String, "systems": pl.UInt32, "matched_on": pl.List(pl.String)})
+    if not lake.exists(T.SUBJECTS.name):
+        return empty
+    subjects = lake.read(T.SUBJECTS.name)
+    systems = (lake.read(T.SYSTEMS.name) if lake.exists(T.SYSTEMS.name)
+               else pl.DataFrame(schema={c: pl.String for c in ("system_id", "subject_id")}))
+    hit = pl.lit(True)
+    if "email" in query:
+        hit &= pl.col("email").str.strip_chars().str.to_lowercase() == query["email"].lower()
+    if "phone" in query:
+        wanted = pl.select(_digits_nl(pl.lit(query["phone"]))).item()
+        hit &= _digits_nl(pl.col("phone")) == wanted
+    if "postcode" in query:
+        hit &= (pl.col("postcode").str.replace_all(" ", "").str.to_uppercase()
+                == query["postcode"].replace(" ", "").upper())
+    if "house_number" in query:
+        hit &= pl.col("house_number").str.strip_chars().str.to_lowercase() == query["house_number"].lower()
+    owners = None
+    if "device_id" in query or "system_id" in query:
+        own = pl.lit(True)
+        if "device_id" in query:
+            v = query["device_id"]
+            own &= pl.any_horizontal(pl.col(c) == v for c in ("serial", "meter_id", "gas_meter_id", "em_id")
+                                     if c in systems.columns).fill_null(False)
+        if "system_id" in query:
+            own &= pl.col("system_id") == query["system_id"]
+        owners = systems.filter(own).get_column("subject_id").unique()
+    found = subjects.filter(hit.fill_null(False))
+    if owners is not None:
+        found = found.filter(pl.col("subject_id").is_in(owners.implode()))
+    if found.height == 0:
+        return empty
+    counts = systems.group_by("subject_id").len("systems")
+    out = (found.select("subject_id").join(counts, on="subject_id", how="left")
+           .with_columns(pl.col("systems").fill_null(0).cast(pl.UInt32),
+                         pl.lit(sorted(query)).alias("matched_on"))
+           .sort("subject_id"))
+    for sid in out.get_column("subject_id").to_list():  # loop over the subjects found (a handful)
+        record(lake, AuditEntry("lookup", sid), "found", {"matched_on": sorted(query)})
+    return out
+
+
 def _require(lake: Lake, subject: Subject, request_type: str) -> None:
     """Refuse a request for a subject the registry does not hold, saying whether it was erased;
     the refusal is audited too (a ``refused`` row, the subject as its keyed pseudonym only)."""
