@@ -337,10 +337,12 @@ def stage_research_release(lake, days: list[str], workdir: Path | None):
     """
     _need("wattlake.research", "wattlake.anonymise", "wattlake.exports")
     from wattlake.exports import ExportRoot
-    from wattlake.research import plan_release, write_release
+    from wattlake.research import plan_release, register_agreement, write_release
 
     base = workdir or Path(tempfile.mkdtemp(prefix="wattlake-bench-"))
     os.environ.setdefault("WATTLAKE_KEY_DIR", str(base / "keys"))
+    register_agreement(lake, "benchmark", "DSA-BENCH", "benchmark of the release stage",
+                       valid_until=dt.date.today() + dt.timedelta(days=1))
     plan = plan_release(lake, "benchmark", f"{days[0]}:{days[-1]}")
     result = write_release(plan, lake, ExportRoot(str(base / "exports")))
     return int(plan.counts.get("released", 0)), {"files": len(result.manifest.get("files", []))}

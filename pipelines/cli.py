@@ -250,7 +250,8 @@ def positive_int(text: str) -> int:
 
 #: commands that work on the lake as it is: a lake root that does not exist is a mistake (a typo),
 #: not an empty lake (generate, demo and land create it)
-NEEDS_LAKE = frozenset({"tables", "evaluate", "subject", "retention", "claims", "release", "alerts"})
+NEEDS_LAKE = frozenset({"tables", "evaluate", "subject", "retention", "claims", "release", "alerts",
+                        "agreements"})
 
 
 def build_parser() -> argparse.ArgumentParser:

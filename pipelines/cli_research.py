@@ -1,6 +1,10 @@
 """``wattlake release``: cut an anonymised research release for one partner and period.
 
 ``wattlake release --partner tu-delft --period 2025-01-01:2025-12-31 [--k 10] [--l 3] [--dry-run]``
+``wattlake agreements add --partner tu-delft --ref DSA-2025-07 --purpose TEXT --until 2026-12-31 [--min-k 10]``
+``wattlake agreements list`` / ``wattlake agreements revoke --partner tu-delft --ref DSA-2025-07``
+
+A release is written only under a data-sharing agreement in force (:func:`wattlake.research.agreement_for`).
 
 The dry run computes everything (eligible homes, anonymisation, information loss, baseline) and
 prints it, then stops: no file is written and no audit row is recorded. Output is progress and
@@ -9,15 +13,18 @@ counts only -- never an identifier or personal data.
 
 from __future__ import annotations
 
+import datetime as dt
+import sys
 import time
 from typing import Callable
 
 from wattlake.exports import ExportRoot
 from wattlake.lake import Lake
-from wattlake.research import (DEFAULT_BINS, DEFAULT_K, DEFAULT_L, DEFAULT_MAX_SUPPRESSION, ReleaseError,
-                               ReleasePlan, plan_release, write_release)
+from wattlake.research import (DEFAULT_BINS, DEFAULT_K, DEFAULT_L, DEFAULT_MAX_SUPPRESSION, AgreementError,
+                               ReleaseError, ReleasePlan, agreement_for, plan_release, write_release)
 
 DEMO_PARTNER = "tu-delft-demo"
+DEMO_AGREEMENT = "DSA-DEMO-1"
 
 
 def _say(msg: str) -> None:
@@ -51,6 +58,11 @@ def cut(lake: Lake, partner: str, period: str, k: int = DEFAULT_K, l: int = DEFA
                         progress=say)
     describe(plan, say)
     if dry_run:
+        try:
+            a = agreement_for(lake, partner, k)
+            say(f"  agreement: {a['agreement_ref']} (valid until {a['valid_until']}, min k {a['min_k']})")
+        except AgreementError as exc:
+            say(f"  agreement: none in force, the release would be refused: {exc}")
         say(f"dry run: nothing written ({time.perf_counter() - t0:.1f} s)")
         return plan
     result = write_release(plan, lake, ExportRoot.from_env(exports), progress=say)
@@ -66,6 +78,37 @@ def cmd_release(args) -> int:
     except ReleaseError as exc:
         _say(f"release refused: {exc}")
         return 2
+    return 0
+
+
+def cmd_agreements(args) -> int:
+    from wattlake.research import agreements, register_agreement, revoke_agreement
+
+    lake = Lake.from_env(args.lake)
+    if args.action == "add":
+        try:
+            a = register_agreement(lake, args.partner, args.ref, args.purpose, dt.date.fromisoformat(args.until),
+                                   valid_from=dt.date.fromisoformat(args.valid_from) if args.valid_from else None,
+                                   min_k=args.min_k)
+        except AgreementError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        _say(f"agreement {a['agreement_ref']} with {a['partner']}: {a['valid_from']}..{a['valid_until']}, "
+             f"min k {a['min_k']}")
+        return 0
+    if args.action == "revoke":
+        if not revoke_agreement(lake, args.partner, args.ref):
+            print(f"error: no agreement {args.ref} with {args.partner}", file=sys.stderr)
+            return 1
+        _say(f"agreement {args.ref} with {args.partner} revoked: no release is written under it from now on")
+        return 0
+    rows = agreements(lake)
+    if rows.height == 0:
+        _say("no data-sharing agreements on record")
+    for a in rows.iter_rows(named=True):  # loop over agreements (a handful)
+        state = f"revoked {a['revoked_at_utc']:%Y-%m-%d}" if a["revoked_at_utc"] else "active"
+        _say(f"{a['partner']:20s} {a['agreement_ref']:16s} {a['valid_from']}..{a['valid_until']}  min k "
+             f"{a['min_k']:<3d} {state:18s} {a['purpose']}")
     return 0
 
 
@@ -85,6 +128,14 @@ def demo_release(lake: Lake, start: str, end: str, say: Callable[[str], None] = 
     if earlier:  # a demo run again changes nothing: the partner already has this period
         say(f"  already released: {earlier} (kept; `wattlake release` cuts another)")
         return
+    try:
+        agreement_for(lake, DEMO_PARTNER, k)
+    except AgreementError:  # the demo partner's agreement: one year from today
+        from wattlake.research import register_agreement
+
+        a = register_agreement(lake, DEMO_PARTNER, DEMO_AGREEMENT, "demonstration of the release pipeline on "
+                               "the synthetic fleet", valid_until=dt.date.today() + dt.timedelta(days=365), min_k=k)
+        say(f"  registered the demo agreement {a['agreement_ref']} (until {a['valid_until']})")
     try:
         res = cut(lake, DEMO_PARTNER, f"{start}:{end}", k=k, l=l, exports=exports, say=lambda m: None)
     except ReleaseError as exc:
@@ -111,3 +162,21 @@ def register(sub) -> None:
     r.add_argument("--exports", help="exports root (default $WATTLAKE_EXPORTS or ./exports; s3:// allowed)")
     r.add_argument("--dry-run", action="store_true", help="show k, l, suppression and loss; write nothing")
     r.set_defaults(func=cmd_release)
+
+    from pipelines.cli import iso_day
+
+    g = sub.add_parser("agreements", help="data-sharing agreements with research partners (a release needs one)")
+    ga = g.add_subparsers(dest="action", required=True)
+    add = ga.add_parser("add", help="record or amend an agreement")
+    add.add_argument("--partner", required=True)
+    add.add_argument("--ref", required=True, help="the contract's reference, e.g. DSA-2025-07")
+    add.add_argument("--purpose", required=True, help="what the partner may use the data for")
+    add.add_argument("--until", required=True, type=iso_day, help="last day in force (YYYY-MM-DD)")
+    add.add_argument("--from", dest="valid_from", type=iso_day, help="first day in force (default today)")
+    add.add_argument("--min-k", type=int, default=DEFAULT_K, help="smallest k allowed (default %(default)s)")
+    add.set_defaults(func=cmd_agreements)
+    ga.add_parser("list", help="every agreement and its state").set_defaults(func=cmd_agreements)
+    rv = ga.add_parser("revoke", help="no release under this agreement from now on")
+    rv.add_argument("--partner", required=True)
+    rv.add_argument("--ref", required=True)
+    rv.set_defaults(func=cmd_agreements)

@@ -104,6 +104,12 @@ def build_lake(lake: Lake, n: int = 40, seed: int = 42) -> dict:
     return {"fleet": f, "pv": pv, "load": load, "sid": sid}
 
 
+def agree(lake: Lake, partner: str = "tu-delft", min_k: int = 2, ref: str = "DSA-TEST-1", days: int = 30) -> dict:
+    """A data-sharing agreement in force from today for ``days`` days."""
+    return R.register_agreement(lake, partner, ref, "research on PV performance and household demand",
+                                valid_until=dt.date.today() + dt.timedelta(days=days), min_k=min_k)
+
+
 @pytest.fixture(scope="module")
 def demo_lake(tmp_path_factory):
     root = tmp_path_factory.mktemp("research")
@@ -117,6 +123,7 @@ def releases(demo_lake):
     """Releases at k=5 and k=10 (l=3) written to a local exports root."""
     lake, _, root = demo_lake
     exports = ExportRoot(str(root / "exports"))
+    agree(lake, min_k=5)
     out = {}
     for k in (5, 10):
         plan = R.plan_release(lake, "tu-delft", PERIOD, k=k, l=3)
@@ -333,7 +340,7 @@ def test_dry_run_writes_nothing(demo_lake, tmp_path, monkeypatch, capsys):
     out = capsys.readouterr().out
     assert rc == 0
     assert "k = 10" in out and "l = 3" in out and "suppressed" in out and "NCP" in out and "baseline" in out
-    assert "dry run: nothing written" in out
+    assert "dry run: nothing written" in out and "agreement: " in out
     assert not exports.exists() and not keys.exists()
     assert lake.version(T.PRIVACY_AUDIT.name) == audit_version
     assert {t: lake.version(t) for t in lake.tables()} == versions
@@ -358,6 +365,7 @@ def test_release_on_s3(s3_env):
     lake = Lake(f"{s3_env}/lakehouse")
     build_lake(lake)
     exports_root = f"{s3_env}/exports"
+    agree(lake, min_k=10)
     res = R.write_release(R.plan_release(lake, "tu-delft", PERIOD, k=10, l=3), lake, ExportRoot(exports_root))
     assert res.uri.startswith("s3://")
     folder = _folder(res, exports_root)
@@ -375,6 +383,8 @@ def test_end_to_end_on_landed_lake(landed, tmp_path, capsys):
     lake = Lake(str(tmp_path / "lakehouse"))
     shutil.copytree(src.root, lake.root)  # the fixture is read-only; the release appends an audit row
     exports = tmp_path / "exports"
+    assert main(["--lake", lake.root, "agreements", "add", "--partner", "tu-delft", "--ref", "DSA-2025-07",
+                 "--purpose", "PV yield research", "--until", str(dt.date.today()), "--min-k", "2"]) == 0
     rc = main(["--lake", lake.root, "release", "--partner", "tu-delft", "--period", f"{days[0]}:{days[-1]}",
                "--k", "2", "--l", "2", "--exports", str(exports)])
     out = capsys.readouterr().out
@@ -400,3 +410,55 @@ def test_end_to_end_on_landed_lake(landed, tmp_path, capsys):
         assert v["version"] is None or v["version"] >= 0
     audit = history(lake).filter(pl.col("request_type") == "release")
     assert audit.height == 1 and json.loads(audit["details"][0])["path"] == folder.uri
+
+
+def test_a_release_needs_a_data_sharing_agreement(demo_lake, tmp_path, capsys):
+    """None, not yet in force, expired, revoked, or k below its minimum: refused before any file is
+    written; under a valid one the manifest, README and audit row name it."""
+    lake, _, _ = demo_lake
+    partner = "uva-energy"
+    exports = ExportRoot(str(tmp_path / "exports"))
+    plan = R.plan_release(lake, partner, PERIOD, k=10, l=3)  # planning needs no agreement
+    today = dt.date.today()
+
+    def refused(match: str):
+        with pytest.raises(R.AgreementError, match=match):
+            R.write_release(plan, lake, exports)
+        assert not (tmp_path / "exports").exists()
+
+    refused("no data-sharing agreement with uva-energy")
+    R.register_agreement(lake, partner, "DSA-9", "heat pump research", valid_from=today + dt.timedelta(days=3),
+                         valid_until=today + dt.timedelta(days=90))
+    refused("in force from")
+    R.register_agreement(lake, partner, "DSA-9", "heat pump research", valid_from=today - dt.timedelta(days=90),
+                         valid_until=today - dt.timedelta(days=1))
+    refused("expired on")
+    R.register_agreement(lake, partner, "DSA-9", "heat pump research", valid_until=today, min_k=20)
+    refused("requires k >= 20")
+    R.register_agreement(lake, partner, "DSA-9", "heat pump research", valid_until=today, min_k=10)
+    assert R.revoke_agreement(lake, partner, "DSA-9") and not R.revoke_agreement(lake, partner, "DSA-0")
+    refused("revoked")
+    with pytest.raises(R.AgreementError, match="reference"):
+        R.register_agreement(lake, partner, "../x", "p", valid_until=today)
+    with pytest.raises(R.AgreementError, match="before"):
+        R.register_agreement(lake, partner, "DSA-10", "p", valid_from=today, valid_until=today - dt.timedelta(days=1))
+
+    R.register_agreement(lake, partner, "DSA-9", "heat pump research", valid_until=today, min_k=10)  # renewed
+    res = R.write_release(plan, lake, exports)
+    assert res.manifest["agreement"]["ref"] == "DSA-9" and res.manifest["agreement"]["min_k"] == 10
+    folder = _folder(res, str(tmp_path / "exports"))
+    assert "under data-sharing agreement DSA-9" in folder.read("README.txt").decode()
+    audit = history(lake).filter(pl.col("request_type") == "release")
+    assert json.loads(audit["details"][-1])["agreement_ref"] == "DSA-9"
+
+    # the CLI: a refusal names the reason; list shows the state
+    assert main(["--lake", lake.root, "release", "--partner", "nobody", "--period", PERIOD, "--k", "10",
+                 "--exports", str(tmp_path / "e2")]) == 2
+    assert "no data-sharing agreement with nobody" in capsys.readouterr().out
+    assert not (tmp_path / "e2").exists()
+    assert main(["--lake", lake.root, "agreements", "revoke", "--partner", partner, "--ref", "DSA-9"]) == 0
+    assert main(["--lake", lake.root, "agreements", "list"]) == 0
+    listing = capsys.readouterr().out
+    assert re.search(r"uva-energy\s+DSA-9 .* revoked \d{4}-\d{2}-\d{2}", listing)
+    assert main(["--lake", lake.root, "agreements", "add", "--partner", partner, "--ref", "DSA-11",
+                 "--purpose", "x", "--until", "2020-01-01", "--from", "2021-01-01"]) == 2

@@ -7,7 +7,9 @@ A release is cut in two steps so an operator can look before anything leaves the
    against sharing), computes the sensitive values per home, anonymises the quasi-identifiers
    (:mod:`wattlake.anonymise`: Mondrian, k-anonymity + distinct l-diversity) and aggregates the
    hourly time series per equivalence class. Nothing is written.
-2. :func:`write_release` writes ``exports/research/<partner>/<release>/`` (local or S3, via
+2. :func:`write_release` checks that the partner has a data-sharing agreement in force
+   (``governance/research_agreements``, :func:`register_agreement`; :func:`agreement_for`) and
+   writes ``exports/research/<partner>/<release>/`` (local or S3, via
    :mod:`wattlake.exports`): ``homes.parquet``, ``class_timeseries.parquet``, ``README.txt`` and
    ``manifest.json``, then records the release in ``restricted/privacy_audit`` with the keyed
    pseudonyms of the released subjects (so an erasure can list the releases that included one).
@@ -124,6 +126,99 @@ class Period:
 
     def __str__(self) -> str:
         return f"{self.start}:{self.end}"
+
+
+# ------------------------------------------------------------------------------------------
+# data-sharing agreements
+# ------------------------------------------------------------------------------------------
+class AgreementError(ReleaseError):
+    """No data-sharing agreement allows this release (none, expired, not yet valid, revoked, k)."""
+
+
+_AGREEMENT_REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,63}$")
+
+
+def agreements(lake: Lake) -> pl.DataFrame:
+    """Every registered agreement, by partner and start (``governance/research_agreements``)."""
+    spec = T.RESEARCH_AGREEMENTS
+    if not lake.exists(spec.name):
+        return pl.from_arrow(spec.schema.empty_table())
+    return lake.read(spec.name).sort("partner", "valid_from", "agreement_ref")
+
+
+def register_agreement(lake: Lake, partner: str, agreement_ref: str, purpose: str, valid_until: dt.date,
+                       valid_from: dt.date | None = None, min_k: int = DEFAULT_K) -> dict:
+    """Record (or amend, same partner and ref) a data-sharing agreement; returns its row.
+
+    ``agreement_ref`` is the contract's reference (e.g. ``DSA-2025-07``), ``purpose`` what the
+    partner may use the data for, ``valid_from..valid_until`` the UTC days it is in force,
+    ``min_k`` the smallest k the partner may receive. Amending an agreement lifts a revocation.
+    """
+    from wattlake.audit import operator
+
+    if not _PARTNER.match(partner or ""):
+        raise AgreementError(f"partner {partner!r}: use lowercase letters, digits, '.', '_' or '-' (max 64)")
+    if not _AGREEMENT_REF.match(agreement_ref or ""):
+        raise AgreementError("agreement reference: letters, digits, '.', '_', '/' or '-' (max 64)")
+    purpose = (purpose or "").strip()
+    if not purpose or len(purpose) > 300:
+        raise AgreementError("purpose: say what the partner may use the data for (1-300 characters)")
+    valid_from = valid_from or dt.datetime.now(dt.UTC).date()
+    if valid_until < valid_from:
+        raise AgreementError(f"valid until {valid_until} is before valid from {valid_from}")
+    if min_k < 2:
+        raise AgreementError(f"min k must be >= 2 (got {min_k})")
+    spec = T.RESEARCH_AGREEMENTS
+    row = pl.DataFrame({
+        "partner": [partner], "agreement_ref": [agreement_ref], "purpose": [purpose], "min_k": [min_k],
+        "valid_from": [valid_from], "valid_until": [valid_until], "registered_at_utc": [dt.datetime.now(dt.UTC)],
+        "registered_by": [operator()], "revoked_at_utc": [None],
+    }, schema=pl.Schema(pl.from_arrow(spec.schema.empty_table()).schema))
+    lake.merge_upsert(spec.name, row, spec.keys, spec.schema, partition_by=None,
+                      updates={c: f"s.{c}" for c in spec.schema.names if c not in spec.keys},
+                      configuration=spec.configuration)
+    return row.row(0, named=True)
+
+
+def revoke_agreement(lake: Lake, partner: str, agreement_ref: str) -> bool:
+    """Revoke an agreement from now on; returns False when there is no such agreement. Releases
+    written before stay recorded; no new one is written under it."""
+    spec = T.RESEARCH_AGREEMENTS
+    rows = agreements(lake).filter((pl.col("partner") == partner) & (pl.col("agreement_ref") == agreement_ref))
+    if rows.height == 0:
+        return False
+    rows = rows.with_columns(pl.lit(dt.datetime.now(dt.UTC)).cast(pl.Datetime("us", "UTC")).alias("revoked_at_utc"))
+    lake.merge_upsert(spec.name, rows, spec.keys, spec.schema, partition_by=None,
+                      updates={"revoked_at_utc": "s.revoked_at_utc"}, configuration=spec.configuration)
+    return True
+
+
+def agreement_for(lake: Lake, partner: str, k: int, on: dt.date | None = None) -> dict:
+    """The agreement under which ``partner`` may receive a release at ``k`` on day ``on`` (UTC
+    today): in force that day, not revoked, ``min_k <= k``; the latest such one. Raises
+    :class:`AgreementError` saying why none does."""
+    on = on or dt.datetime.now(dt.UTC).date()
+    mine = agreements(lake).filter(pl.col("partner") == partner)
+    hint = (f"register one: wattlake agreements add --partner {partner} --ref REF --purpose TEXT "
+            "--until YYYY-MM-DD")
+    if mine.height == 0:
+        raise AgreementError(f"no data-sharing agreement with {partner} on record ({hint})")
+    live = mine.filter(pl.col("revoked_at_utc").is_null())
+    current = live.filter((pl.col("valid_from") <= on) & (pl.col("valid_until") >= on))
+    allowed = current.filter(pl.col("min_k") <= k)
+    if allowed.height:
+        return allowed.sort("valid_until", "agreement_ref").row(-1, named=True)
+    if current.height:
+        need = current.get_column("min_k").min()
+        raise AgreementError(f"the agreement with {partner} requires k >= {need} (asked k={k})")
+    if live.height == 0:
+        raise AgreementError(f"every agreement with {partner} is revoked ({hint})")
+    latest = live.sort("valid_until").row(-1, named=True)
+    if latest["valid_until"] < on:
+        raise AgreementError(f"the agreement with {partner} ({latest['agreement_ref']}) expired on "
+                             f"{latest['valid_until']} ({hint})")
+    raise AgreementError(f"the agreement with {partner} ({latest['agreement_ref']}) is in force from "
+                         f"{live.get_column('valid_from').min()}, not yet on {on}")
 
 
 # ------------------------------------------------------------------------------------------
@@ -413,6 +508,7 @@ class ReleasePlan:
     versions: dict[str, int | None]
     released_subjects: list[str] = field(repr=False, default_factory=list)  # in memory only, never written
     seconds: dict[str, float] = field(default_factory=dict)
+    agreement: dict | None = None  # set by write_release (agreement_for) just before writing
 
     def summary(self) -> dict:
         return {
@@ -512,6 +608,10 @@ def manifest(plan: ReleasePlan, files: list[dict], created_at: dt.datetime) -> d
     return {
         "release_id": plan.release_id,
         "partner": plan.partner,
+        "agreement": None if plan.agreement is None else {
+            "ref": plan.agreement["agreement_ref"], "purpose": plan.agreement["purpose"],
+            "valid_from": str(plan.agreement["valid_from"]), "valid_until": str(plan.agreement["valid_until"]),
+            "min_k": plan.agreement["min_k"]},
         "period": {"start": str(plan.period.start), "end": str(plan.period.end), "timezone": "UTC"},
         "created_at_utc": created_at.isoformat(),
         "code_version": code_version(),
@@ -561,6 +661,8 @@ def readme_text(plan: ReleasePlan) -> str:
     lines = [
         f"wattlake research release {plan.release_id}",
         f"partner: {plan.partner}    period (UTC days, inclusive): {plan.period.start} .. {plan.period.end}",
+        *([f"under data-sharing agreement {plan.agreement['agreement_ref']} (valid until "
+           f"{plan.agreement['valid_until']}), for: {plan.agreement['purpose']}"] if plan.agreement else []),
         "",
         f"Anonymised per-home PV performance and household consumption of {plan.counts['released']} homes in "
         f"{r.n_classes} equivalence classes.",
@@ -602,6 +704,8 @@ def write_release(plan: ReleasePlan, lake: Lake, exports: ExportRoot | None = No
     """Write the release files and manifest, then record it in ``restricted/privacy_audit``."""
     say = progress or (lambda _m: None)
     t0 = time.perf_counter()
+    agreement = agreement_for(lake, plan.partner, plan.k)  # now, not at planning: a revocation counts
+    plan.agreement = agreement
     exports = exports or ExportRoot.from_env()
     folder = exports.folder("research", plan.partner, plan.release_id)
     if folder.listing():
@@ -615,6 +719,7 @@ def write_release(plan: ReleasePlan, lake: Lake, exports: ExportRoot | None = No
     folder.write("manifest.json", json.dumps(man, indent=2, sort_keys=False, default=str).encode())
     details = {
         "partner": plan.partner, "release_id": plan.release_id, "period": str(plan.period),
+        "agreement_ref": agreement["agreement_ref"],
         "k": plan.k, "l": plan.l, "achieved_k": plan.result.achieved_k, "achieved_l": plan.result.achieved_l,
         "counts": plan.counts, "path": folder.uri, "ncp": round(plan.result.ncp, 6),
         "manifest_sha256": folder.files[-1]["sha256"],

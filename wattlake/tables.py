@@ -344,11 +344,25 @@ SUBJECT_OVERRIDES = TableSpec(
     "CRM export does not undo a rectification.",
 )
 
+RESEARCH_AGREEMENTS = TableSpec(
+    "governance/research_agreements",
+    _schema(
+        ("partner", pa.string()), ("agreement_ref", pa.string()), ("purpose", pa.string()),
+        ("min_k", pa.int32()), ("valid_from", pa.date32()), ("valid_until", pa.date32()),
+        ("registered_at_utc", UTC_TS), ("registered_by", pa.string()), ("revoked_at_utc", UTC_TS),
+    ),
+    keys=("partner", "agreement_ref"), partition_by=None, stats_columns=(),
+    description="Data-sharing agreements with research partners (organisations, no personal data): a "
+    "release is written only for a partner with an agreement in force on the day, not revoked, and at "
+    "least the agreement's minimum k. The release's manifest and audit row name the agreement.",
+)
+
 TABLES: dict[str, TableSpec] = {
     t.name: t
     for t in (INVERTER_READINGS, METER_READINGS, DEVICE_READINGS, WEATHER, QUARANTINE, LANDED_FILES, STATIONS,
               SYSTEMS, SUBJECTS, INSTALLATION_PHOTOS, INVERTER_IPS, PV_INTERVALS, SYSTEM_DAILY, ALERTS, INSTALLER_NOTICES,
-              GUARANTEE_EVALUATIONS, CHECK_OUTCOMES, PRIVACY_AUDIT, ERASURES, SUBJECT_OVERRIDES)
+              GUARANTEE_EVALUATIONS, CHECK_OUTCOMES, PRIVACY_AUDIT, ERASURES, SUBJECT_OVERRIDES,
+              RESEARCH_AGREEMENTS)
 }
 
 #: tables that hold personal data; everything else must be free of it
