@@ -96,7 +96,7 @@ def _forget(fd: int) -> None:
     the cache, the files read so far piled up, and on the benchmark VM every read slowed down
     after the first five landing groups: 0.36-0.46 s per 214 MB group instead of 0.02-0.04 s
     (60 days of 1,000 inverters, cold cache, 2026-11-24; inverter landing 25.0-26.2 s before,
-    18.9-19.7 s after). The likely cause: the VM hands free memory back to its host (virtio
+    18.9-23.0 s after). The likely cause: the VM hands free memory back to its host (virtio
     balloon free-page reporting), so every new page-cache page is a host fault, while dropped
     pages are reused at once. A later reader of the file (retention, an erasure scrub) reads it
     from disk.
