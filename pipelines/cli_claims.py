@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import sys
 import time
 from typing import Callable
 
@@ -91,7 +92,7 @@ def cmd_build(args) -> int:
         packs = build_packs(lake, claims=claims, year=None if claims else args.year, export_root=root,
                             progress=_say, revise=args.revise)
     except ClaimError as exc:
-        _say(f"cannot build: {exc}")
+        print(f"error: cannot build: {exc}", file=sys.stderr)
         return 1
     _say(f"{len(packs)} pack(s) written under {root.root}/insurers/ in {time.perf_counter() - t0:.1f} s")
     return 0

@@ -12,6 +12,8 @@ conflict with landing files of the same name (they stay in the inbox).
 
 from __future__ import annotations
 
+import sys
+
 from pipelines.resources import landing_root
 
 
@@ -31,21 +33,22 @@ def cmd_pull(args) -> int:
     landing = landing_root(args.landing)
     uri = inbox_uri(args.inbox)
     if not uri:
-        _say("no inbox: pass --inbox s3://bucket/prefix or set WATTLAKE_INBOX")
-        return 1
+        print("error: no inbox: pass --inbox s3://bucket/prefix or set WATTLAKE_INBOX", file=sys.stderr)
+        return 2
     _say(f"{'checking' if args.dry_run else 'pulling'} the inbox into {landing}")
     try:
         report = pull_inbox(landing, uri, dry_run=args.dry_run, workers=args.workers)
     except InboxError as exc:
-        _say(str(exc))
+        print(f"error: {exc}", file=sys.stderr)
         return 1
     if report.unrecognised:
         _say(f"{report.unrecognised} objects fit no landing path (<source>/<YYYY-MM-DD>/<file> or a registry "
              "snapshot) and were left in the inbox")
     if report.conflicts:
-        _say(f"{report.conflicts} objects differ from landing files of the same name and were left in the inbox: "
-             "compare them, then delete the object (the landed file stands) or move the local file away and pull again")
-        return 2
+        print(f"error: {report.conflicts} objects differ from landing files of the same name and were left in "
+              "the inbox: compare them, then delete the object (the landed file stands) or move the local file "
+              "away and pull again", file=sys.stderr)
+        return 1
     return 0
 
 

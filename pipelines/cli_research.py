@@ -21,7 +21,8 @@ from typing import Callable
 from wattlake.exports import ExportRoot
 from wattlake.lake import Lake
 from wattlake.research import (DEFAULT_BINS, DEFAULT_K, DEFAULT_L, DEFAULT_MAX_SUPPRESSION, AgreementError,
-                               ReleaseError, ReleasePlan, agreement_for, plan_release, write_release)
+                               ReleaseArgumentError, ReleaseError, ReleasePlan, agreement_for, plan_release,
+                               write_release)
 
 DEMO_PARTNER = "tu-delft-demo"
 DEMO_AGREEMENT = "DSA-DEMO-1"
@@ -75,9 +76,9 @@ def cmd_release(args) -> int:
     try:
         cut(lake, args.partner, args.period, k=args.k, l=args.l, max_suppression=args.max_suppression,
             bins=args.bins, dry_run=args.dry_run, exports=args.exports)
-    except ReleaseError as exc:
-        _say(f"release refused: {exc}")
-        return 2
+    except ReleaseError as exc:  # exit 2: asked for wrongly; 1: refused (see README, "Command line")
+        print(f"error: release refused: {exc}", file=sys.stderr)
+        return 2 if isinstance(exc, ReleaseArgumentError) else 1
     return 0
 
 

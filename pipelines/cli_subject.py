@@ -78,13 +78,14 @@ def cmd_rectify(args) -> int:
     for item in args.set or []:
         name, sep, value = item.partition("=")
         if not sep:
-            _say(f"--set expects field=value (got a value without '=' for {name.strip()[:20]!r})")
+            print(f"error: --set expects field=value (got a value without '=' for {name.strip()[:20]!r})",
+                  file=sys.stderr)
             return 2
         changes[name.strip()] = value
     try:
         request_id = rectify(Lake.from_env(args.lake), args.subject_id, changes)
     except RectifyError as exc:
-        _say(f"refused: {exc}")
+        print(f"error: refused: {exc}", file=sys.stderr)
         return 2
     _say(f"rectify {request_id}: fields {sorted(changes)} updated")
     return 0
@@ -115,13 +116,13 @@ def cmd_erase(args) -> int:
         print("error: DAGSTER_HOME is not set, so the Dagster run storage (run records and event logs) "
               "would not be searched. Set DAGSTER_HOME to the deployment's instance folder, or pass "
               "--no-dagster if no Dagster instance has run on this lake.", file=sys.stderr)
-        return 1
+        return 2
     landing = None if args.no_landing else landing_root(args.landing)
     if landing is not None and not landing.is_dir():
         print(f"error: landing folder {landing} not found, so its raw files would keep the subject's "
               "records. Pass --landing DIR (or set WATTLAKE_LANDING), or --no-landing and run "
               "`wattlake subject scrub-landing` where the folder is.", file=sys.stderr)
-        return 1
+        return 2
     report = erase(Lake.from_env(args.lake), args.subject_id, instance=instance, export_root=ExportRoot.from_env(),
                    landing_root=landing)
     skipped = [place for place, flag in (("Dagster storage", args.no_dagster), ("landing folder", args.no_landing))
@@ -151,7 +152,7 @@ def cmd_scrub_landing(args) -> int:
 
     landing = landing_root(args.landing)
     if not landing.is_dir():
-        _say(f"landing folder {landing} not found (pass --landing or set WATTLAKE_LANDING)")
+        print(f"error: landing folder {landing} not found (pass --landing or set WATTLAKE_LANDING)", file=sys.stderr)
         return 2
     t0 = time.perf_counter()
     done = scrub_landing(Lake.from_env(args.lake), landing)

@@ -252,6 +252,7 @@ def test_cli_pull_reports_counts_and_exits_2_on_a_conflict(inbox, tmp_path, caps
     assert main(["--landing", str(landing), "inbox", "pull", "--inbox", uri]) == 0
     assert (landing / "inverter/2025-10-25/messages-000.jsonl").is_file()
     client.put_object(Bucket=bucket, Key="in/inverter/2025-10-25/messages-000.jsonl", Body=b'{"serial": "B"}\n')
-    assert main(["--landing", str(landing), "inbox", "pull", "--inbox", uri]) == 2
-    out = capsys.readouterr().out
-    assert "1 objects differ" in out and "messages-000" not in out and "serial" not in out
+    assert main(["--landing", str(landing), "inbox", "pull", "--inbox", uri]) == 1  # refused to overwrite
+    captured = capsys.readouterr()
+    out = captured.out + captured.err
+    assert "1 objects differ" in captured.err and "messages-000" not in out and "serial" not in out

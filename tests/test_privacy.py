@@ -584,9 +584,9 @@ def test_cli_subject_commands_print_no_personal_data(lake_copy, landing_copy, tm
     assert main(base + ["subject", "find", "--house-number", "1"]) == 2
     # an erasure searches every place or is told on the command line which one it need not
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
-    assert main(base + ["subject", "erase", sid]) == 1
+    assert main(base + ["subject", "erase", sid]) == 2
     assert "DAGSTER_HOME is not set" in capsys.readouterr().err
-    assert main(base + ["subject", "erase", sid, "--no-dagster", "--landing", str(tmp_path / "nowhere")]) == 1
+    assert main(base + ["subject", "erase", sid, "--no-dagster", "--landing", str(tmp_path / "nowhere")]) == 2
     assert "landing folder" in capsys.readouterr().err
     assert find_subject(lake, sid).row.height == 1  # refused before anything was removed
     assert main(base + ["subject", "erase", sid, "--no-dagster", "--no-landing"]) == 0

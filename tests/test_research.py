@@ -357,7 +357,10 @@ def test_refuses_when_fewer_than_k_eligible(demo_lake, tmp_path, capsys):
         R.plan_release(lake, "../etc", PERIOD)
     rc = main(["--lake", lake.root, "release", "--partner", "tu-delft", "--period", PERIOD, "--k", "30",
                "--exports", str(tmp_path / "exports")])
-    assert rc == 2 and "release refused" in capsys.readouterr().out
+    assert rc == 1 and "release refused" in capsys.readouterr().err  # refused: 1
+    rc = main(["--lake", lake.root, "release", "--partner", "tu-delft", "--period", "2025-13-01:2025-12-31",
+               "--exports", str(tmp_path / "exports")])
+    assert rc == 2 and "expected START:END" in capsys.readouterr().err  # asked for wrongly: 2
     assert not (tmp_path / "exports").exists()
 
 
@@ -453,8 +456,8 @@ def test_a_release_needs_a_data_sharing_agreement(demo_lake, tmp_path, capsys):
 
     # the CLI: a refusal names the reason; list shows the state
     assert main(["--lake", lake.root, "release", "--partner", "nobody", "--period", PERIOD, "--k", "10",
-                 "--exports", str(tmp_path / "e2")]) == 2
-    assert "no data-sharing agreement with nobody" in capsys.readouterr().out
+                 "--exports", str(tmp_path / "e2")]) == 1
+    assert "no data-sharing agreement with nobody" in capsys.readouterr().err
     assert not (tmp_path / "e2").exists()
     assert main(["--lake", lake.root, "agreements", "revoke", "--partner", partner, "--ref", "DSA-9"]) == 0
     assert main(["--lake", lake.root, "agreements", "list"]) == 0

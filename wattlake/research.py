@@ -102,7 +102,11 @@ _PARTNER = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 
 
 class ReleaseError(ValueError):
-    """A release cannot be cut (bad arguments, missing tables, too few eligible homes)."""
+    """A release cannot be cut (missing tables, too few eligible homes, no agreement, ...)."""
+
+
+class ReleaseArgumentError(ReleaseError):
+    """The release was asked for wrongly (partner name, period, k, l or suppression limit)."""
 
 
 @dataclass(frozen=True)
@@ -119,9 +123,9 @@ class Period:
             a, b = text.split(":")
             p = cls(dt.date.fromisoformat(a.strip()), dt.date.fromisoformat(b.strip()))
         except ValueError as exc:
-            raise ReleaseError(f"period {text!r}: expected START:END as YYYY-MM-DD:YYYY-MM-DD") from exc
+            raise ReleaseArgumentError(f"period {text!r}: expected START:END as YYYY-MM-DD:YYYY-MM-DD") from exc
         if p.end < p.start:
-            raise ReleaseError(f"period {text!r}: end before start")
+            raise ReleaseArgumentError(f"period {text!r}: end before start")
         return p
 
     def __str__(self) -> str:
@@ -532,12 +536,12 @@ def plan_release(lake: Lake, partner: str, period: Period | str, k: int = DEFAUL
     """Compute a release (nothing is written). Raises :class:`ReleaseError` when it cannot be cut."""
     say = progress or (lambda _m: None)
     if not _PARTNER.match(partner or ""):
-        raise ReleaseError(f"partner {partner!r}: use lowercase letters, digits, '.', '_' or '-' (max 64)")
+        raise ReleaseArgumentError(f"partner {partner!r}: use lowercase letters, digits, '.', '_' or '-' (max 64)")
     period = Period.parse(period) if isinstance(period, str) else period
     if k < 2 or l < 1:
-        raise ReleaseError(f"k must be >= 2 and l >= 1 (got k={k}, l={l})")
+        raise ReleaseArgumentError(f"k must be >= 2 and l >= 1 (got k={k}, l={l})")
     if not 0.0 <= max_suppression <= 1.0:
-        raise ReleaseError(f"max_suppression must be in [0, 1] (got {max_suppression})")
+        raise ReleaseArgumentError(f"max_suppression must be in [0, 1] (got {max_suppression})")
     seconds: dict[str, float] = {}
     t0 = time.perf_counter()
     say(f"reading sources for {period} from {lake.describe()}")
