@@ -175,6 +175,8 @@ def test_send_notices_writes_a_signed_folder_per_installer_and_the_ledger(local_
         assert check.ok, check.problems
         rows = pl.read_csv(root.read(f"{rel}/notices.csv"))
         assert rows.height == check.manifest["notices"] == 1
+        # the restriction flags were read at the version the manifest names
+        assert check.manifest["tables"][T.SUBJECTS.name] == local_lake.version(T.SUBJECTS.name)
         assert json.loads(root.read(f"{rel}/notices.json"))[0]["notice_id"] == rows.item(0, "notice_id")
         assert "s2" not in root.read(f"{rel}/notices.csv").decode()  # restricted: held back
     a = pl.read_csv(root.read("installers/inst_a/20250702T043000Z/notices.csv"))

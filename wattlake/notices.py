@@ -216,8 +216,9 @@ def send_notices(lake, export_root, now: dt.datetime | None = None, dry_run: boo
     if not lake.exists(T.ALERTS.name):
         log.info("installer notices: no alerts table yet")
         return report
-    versions = {name: lake.version(name) for name in (T.ALERTS.name, T.SYSTEM_DAILY.name, T.SYSTEMS.name)
-                if lake.exists(name)}
+    # every table read is pinned to one version, and the manifest records those versions
+    versions = {name: lake.version(name) for name in (T.ALERTS.name, T.SYSTEM_DAILY.name, T.SYSTEMS.name,
+                                                      T.SUBJECTS.name) if lake.exists(name)}
     alerts = lake.read(T.ALERTS.name, version=versions[T.ALERTS.name])
     judged = (lake.scan(T.SYSTEM_DAILY.name, versions[T.SYSTEM_DAILY.name]).group_by("system_id")
               .agg(pl.col("day").max().alias("judged_through")).collect()
@@ -226,7 +227,7 @@ def send_notices(lake, export_root, now: dt.datetime | None = None, dry_run: boo
             else pl.DataFrame(schema=NOTICE_SCHEMA))
     planned = plan_notices(alerts, sent, judged, gap_days)
 
-    held = _restricted_systems(lake)
+    held = _restricted_systems(lake, versions)
     report.held_restricted = planned.filter(pl.col("system_id").is_in(held)).height
     report.no_installer = planned.filter(pl.col("installer_id").is_null()).height
     out = planned.filter(~pl.col("system_id").is_in(held) & pl.col("installer_id").is_not_null())
@@ -304,15 +305,16 @@ def erase_from_notices(export_root, system_ids) -> int:
     return removed
 
 
-def _restricted_systems(lake) -> list[str]:
-    """System ids of subjects who restricted processing (a missing flag is no restriction here:
-    the registry always carries it; research treats missing as excluded, which costs nothing)."""
+def _restricted_systems(lake, versions: dict[str, int]) -> list[str]:
+    """System ids of subjects who restricted processing, read at ``versions`` (a missing flag is no
+    restriction here: the registry always carries it; research treats missing as excluded, which
+    costs nothing)."""
     from wattlake import tables as T
 
-    if not (lake.exists(T.SUBJECTS.name) and lake.exists(T.SYSTEMS.name)):
+    if not (T.SUBJECTS.name in versions and T.SYSTEMS.name in versions):
         return []
-    subjects = lake.read(T.SUBJECTS.name).select("subject_id", "restricted")
-    systems = lake.read(T.SYSTEMS.name).select("system_id", "subject_id")
+    subjects = lake.read(T.SUBJECTS.name, version=versions[T.SUBJECTS.name]).select("subject_id", "restricted")
+    systems = lake.read(T.SYSTEMS.name, version=versions[T.SYSTEMS.name]).select("system_id", "subject_id")
     return (systems.join(subjects.filter(pl.col("restricted").fill_null(False)), on="subject_id", how="semi")
             .get_column("system_id").to_list())
 
