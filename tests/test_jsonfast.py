@@ -51,6 +51,8 @@ def _value(rng: random.Random, kind: str) -> str:
         return _number(rng)
     if kind == "int8":
         return rng.choice(["1", "2", "-128", "127", "128", "1.0", "-3"])
+    if kind == "ts" and rng.random() < 0.7:
+        return json.dumps(_timestamp(rng))
     text = rng.choice(["SN1", "", "ok", "Zürich ☀", "x" * 40, "2025-06-01T14:05:00+02:00"] * 4 + ["a\\\"b", "tab\\t"])
     return json.dumps(text, ensure_ascii=rng.random() < 0.5) if "\\" not in text else f'"{text}"'
 
@@ -82,7 +84,7 @@ def _object(rng: random.Random, fields: list[tuple[str, str]]) -> str:
     return "{" + ",".join(parts) + "}"
 
 
-INVERTER_FIELDS = [("serial", "str"), ("ts", "str"), ("remote_ip", "str"), ("ac_power_w", "num"),
+INVERTER_FIELDS = [("serial", "str"), ("ts", "ts"), ("remote_ip", "str"), ("ac_power_w", "num"),
                    ("ac_energy_total_kwh", "num"), ("dc", "list"), ("temperature_c", "num"), ("status", "str")]
 
 
@@ -137,6 +139,48 @@ def test_numbers_round_like_polars():
     assert sc.fallback.size == 0
     want = pl.Series(texts).str.json_decode(MESSAGE_TYPE).struct.field("ac_power_w").to_numpy()
     assert np.array_equal(sc.frame["ac_power_w"].to_numpy().view(np.uint64), want.view(np.uint64))
+
+
+def _timestamp(rng: random.Random) -> str:
+    """ISO 8601 text around the fast path's shape: mostly valid, some impossible or unusual."""
+    y = rng.choice([1900, 1969, 1970, 2000, 2024, 2025, 2100, 9999, 0])
+    mo = rng.randint(1, 12) if rng.random() < 0.95 else rng.choice([0, 13])
+    d = rng.randint(1, 28) if rng.random() < 0.8 else rng.choice([0, 29, 30, 31, 32])
+    h = rng.randint(0, 23) if rng.random() < 0.97 else 24
+    mi, sec = rng.randint(0, 59), rng.choice([0, 5, 30, 59, 59, 60])
+    off = rng.choice(["Z", "Z", "+02:00", "+01:00", "-03:30", "+00:00", "-00:00", "+14:00", "+23:59", "+24:00",
+                      "+02:60", "", "+0200", "+02", "z", ".5Z", ".123456+02:00", " +01:00"])
+    text = f"{y:04d}-{mo:02d}-{d:02d}T{h:02d}:{mi:02d}:{sec:02d}{off}"
+    r = rng.random()
+    if r < 0.03:
+        text = text.replace("T", " ")
+    elif r < 0.06:
+        text = text.lower()
+    elif r < 0.08:
+        text = " " + text
+    return text
+
+
+def test_timestamps_parsed_in_the_scan_equal_polars():
+    """The fast path's own ISO parse: every accepted line gives Polars' instant and offset, and every
+    line of the plain shape that Polars reads is accepted."""
+    from wattlake.parsing.inverter import with_utc_and_offset
+
+    rng = random.Random(3)
+    texts = [_timestamp(rng) for _ in range(20_000)]
+    lines = [json.dumps({"ts": t, "ac_power_w": 1.0}) for t in texts]
+    buf, starts, ends = _buffer(lines)
+    sc = scan(buf, starts, ends, MESSAGE_TYPE, "ts")
+    want = with_utc_and_offset(pl.DataFrame({"ts": texts}))
+    fast = want[sc.rows]
+    assert sc.frame.select("ts_utc", "utc_offset_min").equals(fast.select("ts_utc", "utc_offset_min"))
+    assert sc.frame["ts"].null_count() == sc.frame.height and sc.frame["ts_utc"].null_count() == 0
+    # the plain shape; second 60 (a leap second, which Polars rolls over) is left to Polars
+    plain = pl.Series(texts).str.contains(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:[0-5]\d(Z|[+-]\d{2}:\d{2})$")
+    readable = want["ts_utc"].is_not_null()
+    assert (plain & readable).sum() == sc.rows.size > 5_000  # all of them, and nothing else
+    assert (plain & readable).arg_true().to_list() == sc.rows.tolist()
+    assert readable.sum() > sc.rows.size  # Polars reads more shapes (fractions, ...): those fall back
 
 
 def _files(tmp_path, contents: list[bytes]):

@@ -118,17 +118,20 @@ def parse_inverter_lines(lines: pl.DataFrame, serial_to_system: pl.DataFrame,
 
 def parse_inverter_buffer(lb: LineBuffer, serial_to_system: pl.DataFrame, now_utc: dt.datetime) -> Parsed:
     """:func:`parse_inverter_lines` for landing files read into a :class:`LineBuffer`: the same
-    result, decoded mostly by the compiled fast path (:func:`~wattlake.parsing.lines.decode_json_buffer`);
-    ``records`` counts encoding rejects too."""
-    d = decode_json_buffer(lb, MESSAGE_TYPE)
+    result, decoded mostly by the compiled fast path (:func:`~wattlake.parsing.lines.decode_json_buffer`),
+    which also reads ``ts`` of the plain shape itself; ``records`` counts encoding rejects too."""
+    d = decode_json_buffer(lb, MESSAGE_TYPE, timestamp="ts", times=with_utc_and_offset)
     return _validate(d.frame, d.rejects, d.records, serial_to_system, now_utc, d.with_raw)
 
 
 def _validate(decoded: pl.DataFrame, rejects: pl.DataFrame, records: int, serial_to_system: pl.DataFrame,
               now_utc: dt.datetime, with_raw: Callable[[pl.DataFrame], pl.DataFrame]) -> Parsed:
-    frame = with_utc_and_offset(decoded).join(serial_to_system.select("serial", "system_id"), on="serial", how="left")
+    # the buffer path parsed the timestamps already (its "ts" text is null where it did)
+    timed = decoded if "ts_utc" in decoded.columns else with_utc_and_offset(decoded)
+    frame = timed.join(serial_to_system.select("serial", "system_id"), on="serial", how="left")
     limit = future_limit(now_utc)
-    checks = [(pl.col(f).is_null(), f"missing_field:{f}") for f in REQUIRED]
+    present = {"ts": pl.col("ts").is_null() & pl.col("ts_utc").is_null()}
+    checks = [(present.get(f, pl.col(f).is_null()), f"missing_field:{f}") for f in REQUIRED]
     checks += [
         (pl.col("ts_utc").is_null(), "invalid_timestamp"),
         (pl.col("system_id").is_null(), "unknown_serial"),

@@ -21,7 +21,10 @@ rejects it with a reason, exactly as before. The fast path therefore changes spe
 ``tests/test_jsonfast.py`` checks it against Polars on fuzzed lines.
 
 Supported schemas: fields of ``Utf8``, ``Float64`` and at most one ``List(Struct)`` whose fields are
-``Float64`` or ``Int8`` (:class:`Shape` checks this).
+``Float64`` or ``Int8`` (:class:`Shape` checks this). One ``Utf8`` field may be read as an ISO 8601
+time instead (``scan(..., timestamp=...)``, :func:`_iso`): the inverter's ``ts`` is then never copied
+as text, and Polars' two datetime parses of it (instant and wall time) are not needed for the lines
+the scan accepts (0.54-0.56 s -> 0.49-0.50 s per 864 k inverter lines, 2026-11-24).
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ import polars as pl
 import pyarrow as pa
 from numba import njit
 
-STR, F64, I8, LIST = 0, 1, 2, 3
+STR, F64, I8, LIST, TS = 0, 1, 2, 3, 4
 _KIND = {pl.Utf8: STR, pl.Float64: F64, pl.Int8: I8}
 #: 10**k for the exact fast path (k <= 15 here; 10**22 is the largest exact double power of ten)
 _POW10 = np.array([10.0 ** k for k in range(23)], dtype=np.float64)
@@ -48,7 +51,7 @@ class Shape:
     """A Polars struct dtype in the form :func:`scan` reads."""
 
     names: list[str]
-    kinds: np.ndarray       # int8 per field: STR, F64, LIST
+    kinds: np.ndarray       # int8 per field: STR, F64, LIST, TS
     key_bytes: np.ndarray   # uint8 [fields, longest name], zero padded
     key_len: np.ndarray     # int64 per field
     sub_names: list[str]
@@ -57,12 +60,14 @@ class Shape:
     sub_key_len: np.ndarray
 
     @classmethod
-    def of(cls, dtype: pl.Struct) -> "Shape":
+    def of(cls, dtype: pl.Struct, timestamp: str | None = None) -> "Shape":
         names, kinds, sub = [], [], None
         for f in dtype.fields:
             if isinstance(f.dtype, pl.List) and isinstance(f.dtype.inner, pl.Struct) and sub is None:
                 sub = f.dtype.inner
                 kinds.append(LIST)
+            elif f.name == timestamp and f.dtype == pl.Utf8:
+                kinds.append(TS)
             elif f.dtype in (pl.Utf8, pl.Float64):
                 kinds.append(_KIND[f.dtype])
             else:
@@ -196,6 +201,72 @@ def _key(buf, lo, hi, key_bytes, key_len, hint):  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True, _nrt=False)
+def _digits(buf, i, n):  # pragma: no cover - compiled
+    """The value of the ``n`` decimal digits at ``i``, or -1."""
+    v = 0
+    for j in range(i, i + n):
+        c = buf[j]
+        if c < 48 or c > 57:
+            return -1
+        v = v * 10 + (c - 48)
+    return v
+
+
+@njit(cache=True, nogil=True, _nrt=False)
+def _days_from_civil(y, m, d):  # pragma: no cover - compiled
+    """Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm)."""
+    y -= 1 if m <= 2 else 0
+    era = (y if y >= 0 else y - 399) // 400
+    yoe = y - era * 400
+    doy = (153 * (m + (-3 if m > 2 else 9)) + 2) // 5 + d - 1
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    return era * 146097 + doe - 719468
+
+
+@njit(cache=True, nogil=True, _nrt=False)
+def _iso(buf, lo, hi):  # pragma: no cover - compiled
+    """``YYYY-MM-DDTHH:MM:SSZ`` or ``YYYY-MM-DDTHH:MM:SS+HH:MM`` (or ``-``) at ``buf[lo:hi]``:
+    (valid, UTC instant [us since the epoch], UTC offset [min]). Anything else -- fractions,
+    lowercase, a space, no offset, second 60, an impossible date -- is not valid here."""
+    n = hi - lo
+    if n != 20 and n != 25:
+        return False, 0, 0
+    if buf[lo + 4] != 45 or buf[lo + 7] != 45 or buf[lo + 10] != 84 or buf[lo + 13] != 58 or buf[lo + 16] != 58:
+        return False, 0, 0
+    y = _digits(buf, lo, 4)
+    mo = _digits(buf, lo + 5, 2)
+    d = _digits(buf, lo + 8, 2)
+    h = _digits(buf, lo + 11, 2)
+    mi = _digits(buf, lo + 14, 2)
+    sec = _digits(buf, lo + 17, 2)
+    if y < 0 or mo < 1 or mo > 12 or d < 1 or h < 0 or h > 23 or mi < 0 or mi > 59 or sec < 0 or sec > 59:
+        return False, 0, 0
+    if mo == 2:
+        dim = 29 if (y % 4 == 0 and (y % 100 != 0 or y % 400 == 0)) else 28
+    elif mo == 4 or mo == 6 or mo == 9 or mo == 11:
+        dim = 30
+    else:
+        dim = 31
+    if d > dim:
+        return False, 0, 0
+    off = 0
+    if n == 20:
+        if buf[lo + 19] != 90:  # Z
+            return False, 0, 0
+    else:
+        sign = buf[lo + 19]
+        oh = _digits(buf, lo + 20, 2)
+        om = _digits(buf, lo + 23, 2)
+        if (sign != 43 and sign != 45) or buf[lo + 22] != 58 or oh < 0 or oh > 23 or om < 0 or om > 59:
+            return False, 0, 0
+        off = oh * 60 + om
+        if sign == 45:
+            off = -off
+    seconds = ((_days_from_civil(y, mo, d) * 24 + h) * 60 + mi) * 60 + sec - off * 60
+    return True, seconds * 1_000_000, off
+
+
+@njit(cache=True, nogil=True, _nrt=False)
 def _element(buf, i, e, pos, sub_kinds, sub_key_bytes, sub_key_len, sub_val, sub_ok, pow10):  # pragma: no cover
     """An object of the list element shape at i (buf[i] == '{') into row ``pos``: next index or -1."""
     for f in range(sub_kinds.size):
@@ -294,6 +365,18 @@ def _line(buf, i, e, r, kinds, key_bytes, key_len, str_lo, str_hi, num, num_ok, 
             num[r, f] = v
             num_ok[r, f] = True
             i = nxt
+        elif kind == 4:  # a timestamp: parsed here (instant in str_lo, offset in str_hi), never null
+            if i >= e or buf[i] != 34:
+                return False, 0
+            k = _string_end(buf, i, e)
+            if k < 0:
+                return False, 0
+            valid, micros, off = _iso(buf, i + 1, k)
+            if not valid:
+                return False, 0
+            str_lo[r, f] = micros
+            str_hi[r, f] = off
+            i = k + 1
         else:  # list of objects
             if i >= e or buf[i] != 91:
                 return False, 0
@@ -371,7 +454,8 @@ def _text(text: np.ndarray, at: np.ndarray, end: int, valid: np.ndarray) -> pa.A
 
 
 def _numbers(values: np.ndarray, ok: np.ndarray, typ: pa.DataType) -> pa.Array:
-    values = np.ascontiguousarray(values.astype(typ.to_pandas_dtype(), copy=False))
+    physical = np.int64 if pa.types.is_timestamp(typ) else typ.to_pandas_dtype()
+    values = np.ascontiguousarray(values.astype(physical, copy=False))
     return pa.Array.from_buffers(typ, values.size, [_validity(ok), pa.py_buffer(values)], int((~ok).sum()))
 
 
@@ -385,10 +469,18 @@ class Scanned:
     fallback: np.ndarray
 
 
-def scan(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, dtype: pl.Struct) -> Scanned:
+def scan(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, dtype: pl.Struct,
+         timestamp: str | None = None) -> Scanned:
     """Decode lines ``buf[starts[i]:ends[i]]`` (UTF-8 bytes) as objects of ``dtype`` where the fast
-    path is certain (see the module docstring); the columns equal ``str.json_decode(dtype)``'s."""
-    shape = Shape.of(dtype)
+    path is certain (see the module docstring); the columns equal ``str.json_decode(dtype)``'s.
+
+    ``timestamp`` names a text field holding an ISO 8601 time with an offset. It is parsed here
+    instead of copied, into ``<timestamp>_utc`` (UTC [us]) and ``utc_offset_min`` (the offset
+    written [min], Int16); the text column stays, all null. A line is accepted only when the
+    value is null, absent or exactly ``YYYY-MM-DDTHH:MM:SS`` with ``Z`` or ``+HH:MM``/``-HH:MM``
+    and a real date and time (:func:`_iso`); other shapes go to the full decoder.
+    """
+    shape = Shape.of(dtype, timestamp)
     n, nf, ns = starts.size, len(shape.names), len(shape.sub_names)
     str_lo = np.empty((n, nf), dtype=np.int64)
     str_hi = np.empty((n, nf), dtype=np.int64)
@@ -419,6 +511,11 @@ def scan(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, dtype: pl.Struct
             columns[name] = _text(text[k], text_at[rows, k], int(text_end[k]), str_lo[rows, f] >= 0)
         elif kind == F64:
             columns[name] = _numbers(num[rows, f], num_ok[rows, f], pa.float64())
+        elif kind == TS:
+            given = str_lo[rows, f] != -1  # whole seconds: -1 us is never an instant here
+            columns[name] = pa.nulls(rows.size, pa.large_string())
+            columns[f"{name}_utc"] = _numbers(str_lo[rows, f], given, pa.timestamp("us", tz="UTC"))
+            columns["utc_offset_min"] = _numbers(str_hi[rows, f], given, pa.int16())
         else:
             counts = n_items[rows]
             offsets = np.zeros(rows.size + 1, dtype=np.int64)
@@ -431,6 +528,9 @@ def scan(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, dtype: pl.Struct
             lists = counts >= 0
             columns[name] = pa.LargeListArray.from_arrays(
                 pa.array(offsets), struct, mask=None if lists.all() else pa.array(~lists))
-    frame = pl.from_arrow(pa.table(columns)) if rows.size else pl.DataFrame(schema=dict(dtype.to_schema()))
-    frame = frame.cast(dict(dtype.to_schema()))
+    schema = dict(dtype.to_schema())
+    if timestamp is not None:
+        schema |= {f"{timestamp}_utc": pl.Datetime("us", "UTC"), "utc_offset_min": pl.Int16}
+    frame = pl.from_arrow(pa.table(columns)) if rows.size else pl.DataFrame(schema=schema)
+    frame = frame.cast(schema)
     return Scanned(frame, rows, np.flatnonzero(~ok))

@@ -12,7 +12,7 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import polars as pl
@@ -438,7 +438,8 @@ class Decoded:
         return rows.with_columns(rows.get_column("raw").scatter(at, text))
 
 
-def decode_json_buffer(lb: LineBuffer, dtype: pl.Struct) -> Decoded:
+def decode_json_buffer(lb: LineBuffer, dtype: pl.Struct, timestamp: str | None = None,
+                       times: Callable[[pl.DataFrame], pl.DataFrame] | None = None) -> Decoded:
     """:func:`decode_json_lines` for the lines of a :class:`LineBuffer`, with the same results.
 
     Lines of the usual shape are decoded by the compiled fast path
@@ -446,8 +447,13 @@ def decode_json_buffer(lb: LineBuffer, dtype: pl.Struct) -> Decoded:
     decoder takes 2.0 s, line strings not counted). Every other line — blank, invalid, unusual —
     is made a string and goes through :func:`decode_json_lines`, which decodes or rejects it.
     ``records`` counts the non-blank lines, encoding rejects included.
+
+    With ``timestamp`` (a text field) and ``times`` (the function that adds ``<timestamp>_utc``
+    and ``utc_offset_min`` to decoded rows, e.g. :func:`~wattlake.parsing.inverter.with_utc_and_offset`),
+    the fast path parses the field itself and leaves its text null; ``times`` runs on the other
+    lines only. The two columns are then in ``frame``.
     """
-    sc = scan(lb.buf, lb.starts, lb.ends, dtype)
+    sc = scan(lb.buf, lb.starts, lb.ends, dtype, timestamp)
     rows = pl.Series(sc.rows, dtype=pl.Int64)
     file_of = pl.Series(lb.fidx, dtype=pl.Int64).gather(rows)
     fast = sc.frame.with_columns(
@@ -461,6 +467,9 @@ def decode_json_buffer(lb: LineBuffer, dtype: pl.Struct) -> Decoded:
     slow, rejects = decode_json_lines(rest, dtype)
     front = ["source_file", "line_no", "raw"]
     order = front + [f.name for f in dtype.fields] + ["_file", "_line"]
+    if timestamp is not None:
+        slow = times(slow)
+        order += [f"{timestamp}_utc", "utc_offset_min"]
     frame = fast.select(order)
     if slow.height:  # rare: lines the fast path left that still decode; put them in file order
         frame = pl.concat([frame, slow.select(order)]).sort("_file", "line_no")
