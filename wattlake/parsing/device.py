@@ -39,18 +39,22 @@ def parse_device_lines(lines: pl.DataFrame, em_to_system: pl.DataFrame, now_utc:
 
 def parse_device_buffer(lb: LineBuffer, em_to_system: pl.DataFrame, now_utc: dt.datetime) -> Parsed:
     """:func:`parse_device_lines` for landing files read into a :class:`LineBuffer` (the same result,
-    decoded mostly by the compiled fast path); ``records`` counts encoding rejects too."""
-    d = decode_json_buffer(lb, LINE_TYPE)
+    decoded mostly by the compiled fast path, which also reads ``ts`` of the plain shape itself);
+    ``records`` counts encoding rejects too."""
+    d = decode_json_buffer(lb, LINE_TYPE, timestamp="ts", times=with_utc_and_offset)
     return _validate(d.frame, d.rejects, d.records, em_to_system, now_utc, d.with_raw)
 
 
 def _validate(decoded: pl.DataFrame, rejects: pl.DataFrame, records: int, em_to_system: pl.DataFrame,
               now_utc: dt.datetime, with_raw: Callable[[pl.DataFrame], pl.DataFrame]) -> Parsed:
-    frame = with_utc_and_offset(decoded).with_columns(
+    # the buffer path parsed the timestamps already (its "ts" text is null where it did)
+    timed = decoded if "ts_utc" in decoded.columns else with_utc_and_offset(decoded)
+    frame = timed.with_columns(
         pl.col("source_file").str.extract(r"([^/]+)\.jsonl$").alias("em_id"),
     ).join(em_to_system.select("em_id", "system_id"), on="em_id", how="left")
     limit = future_limit(now_utc)
-    checks = [(pl.col(f).is_null(), f"missing_field:{f}") for f in REQUIRED]
+    missing = {"ts": pl.col("ts").is_null() & pl.col("ts_utc").is_null()}
+    checks = [(missing.get(f, pl.col(f).is_null()), f"missing_field:{f}") for f in REQUIRED]
     checks += [
         (pl.col("ts_utc").is_null(), "invalid_timestamp"),
         (~pl.col("device_type").is_in(DEVICE_TYPES), "unknown_device_type"),

@@ -130,8 +130,8 @@ def _validate(decoded: pl.DataFrame, rejects: pl.DataFrame, records: int, serial
     timed = decoded if "ts_utc" in decoded.columns else with_utc_and_offset(decoded)
     frame = timed.join(serial_to_system.select("serial", "system_id"), on="serial", how="left")
     limit = future_limit(now_utc)
-    present = {"ts": pl.col("ts").is_null() & pl.col("ts_utc").is_null()}
-    checks = [(present.get(f, pl.col(f).is_null()), f"missing_field:{f}") for f in REQUIRED]
+    missing = {"ts": pl.col("ts").is_null() & pl.col("ts_utc").is_null()}
+    checks = [(missing.get(f, pl.col(f).is_null()), f"missing_field:{f}") for f in REQUIRED]
     checks += [
         (pl.col("ts_utc").is_null(), "invalid_timestamp"),
         (pl.col("system_id").is_null(), "unknown_serial"),
