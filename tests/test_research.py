@@ -436,6 +436,10 @@ def test_a_release_needs_a_data_sharing_agreement(demo_lake, tmp_path, capsys):
     R.register_agreement(lake, partner, "DSA-9", "heat pump research", valid_from=today - dt.timedelta(days=90),
                          valid_until=today - dt.timedelta(days=1))
     refused("expired on")
+    R.register_agreement(lake, partner, "DSA-10", "heat pump research", valid_from=today + dt.timedelta(days=5),
+                         valid_until=today + dt.timedelta(days=90))  # the renewal, not in force yet
+    refused(f"DSA-10\\) is in force from {today + dt.timedelta(days=5)}")
+    assert R.revoke_agreement(lake, partner, "DSA-10")
     R.register_agreement(lake, partner, "DSA-9", "heat pump research", valid_until=today, min_k=20)
     refused("requires k >= 20")
     R.register_agreement(lake, partner, "DSA-9", "heat pump research", valid_until=today, min_k=10)

@@ -221,8 +221,9 @@ def agreement_for(lake: Lake, partner: str, k: int, on: dt.date | None = None) -
     if latest["valid_until"] < on:
         raise AgreementError(f"the agreement with {partner} ({latest['agreement_ref']}) expired on "
                              f"{latest['valid_until']} ({hint})")
-    raise AgreementError(f"the agreement with {partner} ({latest['agreement_ref']}) is in force from "
-                         f"{live.get_column('valid_from').min()}, not yet on {on}")
+    upcoming = live.filter(pl.col("valid_from") > on).sort("valid_from").row(0, named=True)
+    raise AgreementError(f"the agreement with {partner} ({upcoming['agreement_ref']}) is in force from "
+                         f"{upcoming['valid_from']}, not yet on {on}")
 
 
 # ------------------------------------------------------------------------------------------
