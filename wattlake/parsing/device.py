@@ -15,7 +15,7 @@ from typing import Callable
 
 import polars as pl
 
-from wattlake.parsing.inverter import future_limit, with_utc_and_offset
+from wattlake.parsing.inverter import future_limit, missing_fields, with_times, with_utc_and_offset
 from wattlake.parsing.lines import (LineBuffer, Parsed, decode_json_buffer, decode_json_lines, first_match,
                                     rejects_from)
 
@@ -47,14 +47,11 @@ def parse_device_buffer(lb: LineBuffer, em_to_system: pl.DataFrame, now_utc: dt.
 
 def _validate(decoded: pl.DataFrame, rejects: pl.DataFrame, records: int, em_to_system: pl.DataFrame,
               now_utc: dt.datetime, with_raw: Callable[[pl.DataFrame], pl.DataFrame]) -> Parsed:
-    # the buffer path parsed the timestamps already (its "ts" text is null where it did)
-    timed = decoded if "ts_utc" in decoded.columns else with_utc_and_offset(decoded)
-    frame = timed.with_columns(
+    frame = with_times(decoded).with_columns(
         pl.col("source_file").str.extract(r"([^/]+)\.jsonl$").alias("em_id"),
     ).join(em_to_system.select("em_id", "system_id"), on="em_id", how="left")
     limit = future_limit(now_utc)
-    missing = {"ts": pl.col("ts").is_null() & pl.col("ts_utc").is_null()}
-    checks = [(missing.get(f, pl.col(f).is_null()), f"missing_field:{f}") for f in REQUIRED]
+    checks = missing_fields(REQUIRED)
     checks += [
         (pl.col("ts_utc").is_null(), "invalid_timestamp"),
         (~pl.col("device_type").is_in(DEVICE_TYPES), "unknown_device_type"),

@@ -93,6 +93,19 @@ def with_utc_and_offset(frame: pl.DataFrame, col: str = "ts") -> pl.DataFrame:
     return out
 
 
+def with_times(decoded: pl.DataFrame) -> pl.DataFrame:
+    """``decoded`` with ``ts_utc`` and ``utc_offset_min``: as the buffer path's scan read them, else
+    from the ``ts`` text (:func:`with_utc_and_offset`)."""
+    return decoded if "ts_utc" in decoded.columns else with_utc_and_offset(decoded)
+
+
+def missing_fields(required) -> list[tuple[pl.Expr, str]]:
+    """The ``missing_field:<name>`` checks of ``required`` fields. ``ts`` is missing only when it
+    has no text and no parsed instant: the scan leaves the text of the times it read null."""
+    missing = {"ts": pl.col("ts").is_null() & pl.col("ts_utc").is_null()}
+    return [(missing.get(f, pl.col(f).is_null()), f"missing_field:{f}") for f in required]
+
+
 def parse_inverter_lines(lines: pl.DataFrame, serial_to_system: pl.DataFrame,
                          now_utc: dt.datetime) -> Parsed:
     """Decode and validate inverter message lines.
@@ -126,12 +139,9 @@ def parse_inverter_buffer(lb: LineBuffer, serial_to_system: pl.DataFrame, now_ut
 
 def _validate(decoded: pl.DataFrame, rejects: pl.DataFrame, records: int, serial_to_system: pl.DataFrame,
               now_utc: dt.datetime, with_raw: Callable[[pl.DataFrame], pl.DataFrame]) -> Parsed:
-    # the buffer path parsed the timestamps already (its "ts" text is null where it did)
-    timed = decoded if "ts_utc" in decoded.columns else with_utc_and_offset(decoded)
-    frame = timed.join(serial_to_system.select("serial", "system_id"), on="serial", how="left")
+    frame = with_times(decoded).join(serial_to_system.select("serial", "system_id"), on="serial", how="left")
     limit = future_limit(now_utc)
-    missing = {"ts": pl.col("ts").is_null() & pl.col("ts_utc").is_null()}
-    checks = [(missing.get(f, pl.col(f).is_null()), f"missing_field:{f}") for f in REQUIRED]
+    checks = missing_fields(REQUIRED)
     checks += [
         (pl.col("ts_utc").is_null(), "invalid_timestamp"),
         (pl.col("system_id").is_null(), "unknown_serial"),
