@@ -96,7 +96,7 @@ _RECORDED_CHECKS: dict[tuple[str, int], str | None] = {}
 def history(lake: Lake, subject_id: str | None = None) -> pl.DataFrame:
     """The audit rows (all, or of one subject via its pseudonym), oldest first."""
     if not lake.exists(T.PRIVACY_AUDIT.name):
-        return pl.DataFrame(schema=pl.from_arrow(T.PRIVACY_AUDIT.schema.empty_table()).schema)
+        return pl.DataFrame(schema=T.PRIVACY_AUDIT.polars_schema)
     frame = lake.read(T.PRIVACY_AUDIT.name)
     if subject_id is not None:
         frame = frame.filter(pl.col("subject_ref") == pseudonym(subject_id))

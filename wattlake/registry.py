@@ -176,7 +176,7 @@ def land_registry(lake: Lake, landing_root: Path) -> dict[str, RegistryReport]:
     subjects = read_registry_csv(root / SUBJECTS_FILE, T.SUBJECTS)
     photos_path = root / PHOTOS_FILE
     photos = (read_registry_csv(photos_path, T.INSTALLATION_PHOTOS) if photos_path.is_file()
-              else pl.DataFrame(schema=pl.from_arrow(T.INSTALLATION_PHOTOS.schema.empty_table()).schema))
+              else pl.DataFrame(schema=T.INSTALLATION_PHOTOS.polars_schema))
 
     idx = nearest_station(systems.get_column("lat").to_numpy(), systems.get_column("lon").to_numpy(), stations)
     nearest = stations.get_column("station_id").gather(idx)

@@ -146,7 +146,7 @@ def agreements(lake: Lake) -> pl.DataFrame:
     """Every registered agreement, by partner and start (``governance/research_agreements``)."""
     spec = T.RESEARCH_AGREEMENTS
     if not lake.exists(spec.name):
-        return pl.from_arrow(spec.schema.empty_table())
+        return pl.DataFrame(schema=spec.polars_schema)
     return lake.read(spec.name).sort("partner", "valid_from", "agreement_ref")
 
 
@@ -177,7 +177,7 @@ def register_agreement(lake: Lake, partner: str, agreement_ref: str, purpose: st
         "partner": [partner], "agreement_ref": [agreement_ref], "purpose": [purpose], "min_k": [min_k],
         "valid_from": [valid_from], "valid_until": [valid_until], "registered_at_utc": [dt.datetime.now(dt.UTC)],
         "registered_by": [operator()], "revoked_at_utc": [None],
-    }, schema=pl.Schema(pl.from_arrow(spec.schema.empty_table()).schema))
+    }, schema=spec.polars_schema)
     lake.merge_upsert(spec.name, row, spec.keys, spec.schema, partition_by=None,
                       updates={c: f"s.{c}" for c in spec.schema.names if c not in spec.keys},
                       configuration=spec.configuration)

@@ -31,6 +31,13 @@ class TableSpec:
     description: str
 
     @property
+    def polars_schema(self) -> "pl.Schema":
+        """The schema in Polars types (for an empty frame or typed rows of this table)."""
+        import polars as pl
+
+        return pl.Schema(pl.from_arrow(self.schema.empty_table()).schema)
+
+    @property
     def configuration(self) -> dict[str, str]:
         return {"delta.dataSkippingStatsColumns": ",".join(self.stats_columns)}
 
