@@ -75,6 +75,60 @@ def test_merge_insert_into_partitions_with_data_reads_keys_not_rows(local_lake, 
     assert sorted(out.get_column("system_id").to_list()) == ["a", "b", "c", "d", "e", "f"]
 
 
+def test_merge_insert_of_new_partitions_only_is_one_predicate_overwrite(local_lake):
+    """A batch whose days all have no files yet is written without a MERGE: one WRITE commit whose
+    predicate names exactly those days (no data value in the log), with the exact count; the
+    days already held are untouched."""
+    keys = ["system_id", "ts_utc"]
+    june1, june2, june3 = dt.date(2025, 6, 1), dt.date(2025, 6, 2), dt.date(2025, 6, 3)
+    local_lake.merge_insert("bronze/t", rows(["a", "b"], day=june1), keys, SCHEMA, configuration=CONF)
+    before = local_lake.version("bronze/t")
+    batch = pl.concat([rows(["c", "d"], day=june2), rows(["e"], day=june3)])
+    result = local_lake.merge_insert("bronze/t", batch, keys, SCHEMA, configuration=CONF)
+    assert result.inserted == 3 and result.version == before + 1 == local_lake.version("bronze/t")
+    history = local_lake.table("bronze/t").history(1)[0]
+    assert history["operation"] == "WRITE"
+    assert history["operationParameters"]["mode"] == "Overwrite"
+    assert history["operationParameters"]["predicate"] == "day = '2025-06-02'::date OR day = '2025-06-03'::date"
+    out = local_lake.read("bronze/t")
+    assert sorted(out.get_column("system_id").to_list()) == ["a", "b", "c", "d", "e"]
+    # the same batch again: its days now hold files, so the MERGE path finds every key present
+    assert local_lake.merge_insert("bronze/t", batch, keys, SCHEMA, configuration=CONF).inserted == 0
+    assert local_lake.read("bronze/t").height == 5
+
+
+def test_merge_insert_never_overwrites_a_partition_another_writer_filled(local_lake, monkeypatch):
+    """The overwrite of a "new" day is committed against the snapshot the day was found empty in.
+    When another writer fills that day between the look and the commit, the commit fails, the
+    insert is re-run on the newer version (now a MERGE, the day being held), and both writers'
+    rows are kept, none twice."""
+    import wattlake.lake as lake_mod
+
+    keys = ["system_id", "ts_utc"]
+    june2 = dt.date(2025, 6, 2)
+    local_lake.merge_insert("bronze/t", rows(["a"]), keys, SCHEMA, configuration=CONF)
+    other = Lake(local_lake.root)
+    real_drop, raced, looks = lake_mod._drop_present, [], []
+
+    def look_then_race(table, data, keys, partition):
+        looks.append(table.version())
+        found = real_drop(table, data, keys, partition)
+        if not raced:  # the other writer commits right after this writer looked
+            raced.append("racing")
+            raced[0] = other.merge_insert("bronze/t", rows(["x", "y"], day=june2), keys, SCHEMA,
+                                          configuration=CONF).inserted
+        return found
+
+    monkeypatch.setattr(lake_mod, "_drop_present", look_then_race)
+    # y is the same reading the other writer landed (12:05); z is new (12:10)
+    mine = rows(["y", "z"], day=june2, offset=1)
+    assert local_lake.merge_insert("bronze/t", mine, keys, SCHEMA, configuration=CONF).inserted == 1
+    assert raced == [2]
+    assert looks == [1, 1, 2]  # this writer at v1, the other at v1, this writer again at v2
+    out = local_lake.read("bronze/t").filter(pl.col("day") == june2)
+    assert sorted(out.get_column("system_id").to_list()) == ["x", "y", "z"]
+
+
 def test_statistics_only_on_listed_columns(local_lake):
     local_lake.merge_insert("bronze/t", rows(["a", "b"]), ["system_id", "ts_utc"], SCHEMA, configuration=CONF)
     logs = "\n".join(p.read_text().strip() for p in Path(local_lake.uri("bronze/t"), "_delta_log").glob("*.json"))
