@@ -372,3 +372,29 @@ def test_landed_files_lists_every_file_read_at_its_size(landed):
     assert ledger.height == len(on_disk)  # one row per file and size
     assert (ledger["source"] == ledger["source_file"].str.extract(r"^([a-z]+)/")).all()
     assert (ledger["day"].cast(pl.String) == ledger["source_file"].str.extract(r"/(\d{4}-\d{2}-\d{2})/")).all()
+
+
+def test_inverter_files_take_dictionaries_and_statistics_only_where_listed(landed):
+    """``bronze/inverter_readings`` files carry dictionary pages on the table's
+    ``dictionary_columns`` only and Parquet statistics on its statistics columns only; the Delta
+    log still has min/max of those (file skipping on day, time and system keeps working)."""
+    import pyarrow.parquet as pq
+
+    lake, _, _, _ = landed
+    spec = T.INVERTER_READINGS
+    table = lake.table(spec.name)
+    files = table.file_uris()
+    assert files
+    meta = pq.ParquetFile(files[0]).metadata
+    columns = {meta.row_group(0).column(i).path_in_schema: meta.row_group(0).column(i)
+               for i in range(meta.num_columns)}
+    flat = [c for c in spec.schema.names if c in columns]  # the nested dc has leaf paths
+    for name in flat:
+        chunk = columns[name]
+        assert chunk.has_dictionary_page == (name in spec.dictionary_columns), name
+        assert (chunk.statistics is not None and chunk.statistics.has_min_max) == (name in spec.stats_columns), name
+    import pyarrow as pa
+
+    actions = pa.table(table.get_add_actions(flatten=True))
+    for column in ("min.ts_utc", "max.ts_utc", "min.system_id", "max.system_id"):
+        assert actions.column(column).null_count == 0, column

@@ -345,7 +345,8 @@ def _finish(lake: Lake, spec: T.TableSpec, report: LandingReport, good: pl.DataF
     unique = _file_ordered(good)
     if not key_unique:
         unique = first_per_key(unique, spec.keys)
-    inserted, version = lake.merge_insert(spec.name, unique, spec.keys, spec.schema, configuration=spec.configuration)
+    inserted, version = lake.merge_insert(spec.name, unique, spec.keys, spec.schema, configuration=spec.configuration,
+                                          writer_properties=spec.writer_properties)
     rejects, report.erased = _drop_erased(lake, rejects)
     _quarantine(lake, report.source, rejects, now)
     if files is not None:  # last: only a file whose records are committed is listed
@@ -402,9 +403,8 @@ def _last_counter_before(lake: Lake, batch: pl.DataFrame) -> pl.DataFrame | None
         .filter(pl.col("day").is_between(first_day - dt.timedelta(days=1), first_day),
                 pl.col("ts_utc") < first_ts)
         .select("system_id", "ts_utc", "ac_energy_total_kwh")
-        .sort("ts_utc")
         .group_by("system_id")
-        .last()
+        .agg(pl.all().top_k_by("ts_utc", 1).first())
         .collect()
     )
 

@@ -8,6 +8,13 @@ Column statistics: Delta writes per-file min/max values of columns into ``_delta
 where a DELETE cannot reach them. Each table therefore lists the only columns that get
 statistics (``delta.dataSkippingStatsColumns``): dates, timestamps and pseudonymous ids,
 never personal data or raw text.
+
+File encoding: a table that names its ``dictionary_columns`` is written with dictionary encoding on
+those columns only, and Parquet statistics on its statistics columns only (the Delta log's come
+from them). Dictionaries pay for columns with few distinct values per file (ids, times of a 5-minute
+grid, status text); on measured values they are built and then dropped, and statistics on them
+serve no reader here. For a landing group of 864 k inverter rows that cut the file writing from
+0.36 to 0.28 CPU-seconds, for files 16 % larger (measured 2026-11-24).
 """
 
 from __future__ import annotations
@@ -29,6 +36,8 @@ class TableSpec:
     partition_by: str | None
     stats_columns: tuple[str, ...]
     description: str
+    #: columns written with dictionary encoding (None: the writer's default, every column)
+    dictionary_columns: tuple[str, ...] | None = None
 
     @property
     def polars_schema(self) -> "pl.Schema":
@@ -40,6 +49,19 @@ class TableSpec:
     @property
     def configuration(self) -> dict[str, str]:
         return {"delta.dataSkippingStatsColumns": ",".join(self.stats_columns)}
+
+    @property
+    def writer_properties(self):
+        """The ``deltalake.WriterProperties`` of this table's writes (None: delta-rs' defaults):
+        see the module docstring. Nested columns' leaves keep the defaults."""
+        if self.dictionary_columns is None:
+            return None
+        from deltalake import ColumnProperties, WriterProperties
+
+        return WriterProperties(compression="SNAPPY", column_properties={
+            name: ColumnProperties(dictionary_enabled=name in self.dictionary_columns,
+                                   statistics_enabled="PAGE" if name in self.stats_columns else "NONE")
+            for name in self.schema.names})
 
 
 def _schema(*fields: tuple[str, pa.DataType]) -> pa.Schema:
@@ -70,6 +92,7 @@ INVERTER_READINGS = TableSpec(
     description="Inverter stick messages (5-min), typed, deduplicated on (system_id, ts_utc). "
     "counter_reset marks a lifetime-counter restart; unit_corrected marks ac_power_w sent in kW "
     "and multiplied by 1000.",
+    dictionary_columns=("system_id", "ts_utc", "status", "utc_offset_min", "source_file", "landed_at_utc"),
 )
 
 INVERTER_IPS = TableSpec(
