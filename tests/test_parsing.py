@@ -315,3 +315,20 @@ def test_compiled_flags_equal_the_polars_rules_on_fuzzed_batches(seed):
     want = _flag_reference(batch, previous)
     assert got.equals(want)
     assert want["unit_corrected"].any() and want["counter_reset"].any()  # the fuzz reaches both rules
+
+
+@pytest.mark.parametrize("ties", [False, True])
+def test_system_time_order_keeps_ties_in_row_order(ties):
+    """The (system, time) order the flags are worked out in: without ties the fast unstable sort,
+    with ties (rows without a time share one) the stable one; either way equal to a stable
+    lexicographic sort."""
+    from wattlake.parsing.inverter import _system_time_order
+
+    rng = np.random.default_rng(3)
+    n = 50_000
+    code = rng.integers(0, 300, size=n)
+    ts = (rng.permutation(n) * 300_000_000 + 1_700_000_000_000_000).astype(np.int64)
+    if ties:
+        ts[rng.random(n) < 0.05] = ts.min() - 1  # the fill value of null times
+    order = _system_time_order(code, ts, int(ts.min()) - 1)
+    assert np.array_equal(order, np.lexsort((ts, code)))

@@ -209,11 +209,20 @@ def flag_inverter_readings(readings: pl.DataFrame, previous: pl.DataFrame | None
 
 
 def _system_time_order(code: np.ndarray, ts: np.ndarray, lo: int) -> np.ndarray:
-    """Row order by (``code``, ``ts``), ties in row order: one stable sort of a packed key when
-    both fit in 62 bits, else a lexicographic sort (slower)."""
+    """Row order by (``code``, ``ts``), ties in row order: one sort of a packed key when both fit
+    in 62 bits, else a lexicographic sort (slower).
+
+    The packed key is sorted by numpy's default (vectorised, not stable) sort, four times faster
+    than its stable one on 864 k keys; when the sorted keys hold a tie (rows without a time), the
+    stable sort is run instead, so ties keep their row order either way."""
     shift = int(ts.max() - lo).bit_length() if ts.size else 0
     if int(code.max(initial=0)).bit_length() + shift <= 62:
-        return np.argsort((code << shift) | (ts - lo), kind="stable").astype(np.int64, copy=False)
+        key = (code << shift) | (ts - lo)
+        order = np.argsort(key)
+        ranked = key[order]
+        if ranked.size > 1 and (ranked[1:] == ranked[:-1]).any():
+            order = np.argsort(key, kind="stable")
+        return order.astype(np.int64, copy=False)
     return np.lexsort((ts, code)).astype(np.int64)
 
 
