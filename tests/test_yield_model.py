@@ -206,6 +206,97 @@ def test_hourly_actuals_by_hand():
     assert a.schema["ts_utc"] == pl.Datetime("us", "UTC")
 
 
+def _hourly_reference(readings: pl.DataFrame) -> pl.DataFrame:
+    """The rules of :func:`ym.hourly_actuals` as Polars aggregations (its implementation until
+    2026-11-24): the compiled passes must give the same hours."""
+    hour = (pl.col("ts_utc") - pl.duration(seconds=150)).dt.truncate("1h")
+    agg = readings.lazy().sort("system_id", "ts_utc").group_by(
+        pl.col("system_id"), hour.alias("hour"), maintain_order=True).agg(
+        (pl.col("ac_power_w").sum() * (ym.READING_H / 1000.0)).alias("actual_energy_kwh"),
+        pl.col("ac_power_w").count().cast(pl.Int32).alias("n_readings"),
+        pl.col("ac_power_w").mean().alias("ac_power_mean_w"),
+        pl.col("ac_power_w").max().alias("ac_power_max_w"),
+        (pl.col("status") == "fault").sum().cast(pl.Int32).alias("status_fault_count"))
+    per_input = (
+        readings.lazy().select("system_id", "ts_utc", "dc").explode("dc")
+        .select("system_id", "ts_utc", pl.col("dc").struct.field("mppt").alias("mppt"),
+                pl.col("dc").struct.field("current_a").alias("current_a"))
+        .filter(pl.col("mppt").is_not_null())
+        .group_by("system_id", hour.alias("hour"), "mppt")
+        .agg(pl.col("current_a").mean().round(9).alias("i_mean"))
+        .group_by("system_id", "hour")
+        .agg(pl.len().alias("n_inputs"), pl.col("i_mean").min().alias("i_min"), pl.col("i_mean").max().alias("i_max"))
+        .select("system_id", "hour",
+                pl.when((pl.col("n_inputs") >= 2) & (pl.col("i_max") >= ym.DC_RATIO_MIN_CURRENT_A))
+                .then((pl.col("i_min") / pl.col("i_max")).clip(0.0, 1.0)).otherwise(None)
+                .cast(pl.Float64).alias("dc_current_min_ratio")))
+    return (agg.join(per_input, on=["system_id", "hour"], how="left").rename({"hour": "ts_utc"})
+            .select(ym.ACTUALS_COLUMNS).sort("system_id", "ts_utc").collect()
+            .with_columns(pl.col("ts_utc").dt.cast_time_unit("us").dt.convert_time_zone("UTC")))
+
+
+_READING_SCHEMA = {"system_id": pl.String, "ts_utc": pl.Datetime("us", "UTC"), "ac_power_w": pl.Float64,
+                   "status": pl.String,
+                   "dc": pl.List(pl.Struct({"mppt": pl.Int8, "voltage_v": pl.Float64, "current_a": pl.Float64}))}
+
+
+def _fuzzed_readings(seed: int, n: int = 4000, sparse: bool = False) -> pl.DataFrame:
+    """Readings in message order (shuffled) with gaps, off-grid times, null and negative powers,
+    null status, null/empty DC lists, null inputs, null input numbers and currents, one to three
+    inputs, night currents near the 0.1 A threshold and dead inputs."""
+    rng = np.random.default_rng(seed)
+    t0 = _ts(2025, 6, 21, 0)
+    step = rng.choice([5, 5, 5, 10, 60], size=n) * (5000 if sparse else 1)
+    sids = [f"sys_{int(k):02d}" for k in rng.integers(0, 9, size=n)]
+    rows = []
+    for i in range(n):  # building test input
+        ts = t0 + dt.timedelta(minutes=int(step[i]) * int(rng.integers(0, 300)), seconds=int(rng.integers(0, 2)) * 30)
+        kind = rng.random()
+        if kind < 0.03:
+            dc = None
+        elif kind < 0.06:
+            dc = []
+        else:
+            dc = []
+            for k in range(int(rng.integers(1, 4))):
+                cur = float(rng.choice([0.0, 0.05, 0.1, 0.1000000004, 2.5, 7.25, -0.01]))
+                element = {"mppt": None if rng.random() < 0.02 else k + 1, "voltage_v": 300.0,
+                           "current_a": None if rng.random() < 0.05 else cur + float(rng.random()) * 0.5 * (k == 0)}
+                dc.append(None if rng.random() < 0.02 else element)
+        power = None if rng.random() < 0.03 else float(rng.choice([0.0, -3.0, 123.4, 2400.0, 3999.9]))
+        status = None if rng.random() < 0.03 else str(rng.choice(["ok", "ok", "standby", "fault"]))
+        rows.append({"system_id": sids[i], "ts_utc": ts, "ac_power_w": power, "status": status, "dc": dc})
+    frame = pl.DataFrame(rows, schema=_READING_SCHEMA)
+    return frame.unique(subset=["system_id", "ts_utc"], keep="first").sample(fraction=1.0, shuffle=True, seed=seed)
+
+
+@pytest.mark.parametrize("path", ["dense", "sorted"])
+@pytest.mark.parametrize("seed", range(4))
+def test_hourly_actuals_equal_the_polars_rules_on_fuzzed_readings(path, seed, monkeypatch):
+    """Both compiled paths (cells per hour of the span, or sorted runs when readings are sparse)
+    give the reference hours: same groups, counts and nulls; floats equal to 1e-12."""
+    readings = _fuzzed_readings(seed, sparse=seed == 3)
+    if path == "sorted":  # no reading is dense enough for the cells
+        monkeypatch.setattr(ym, "_DENSE_CELLS_PER_READING", 0)
+        monkeypatch.setattr(ym, "_DENSE_MIN_CELLS", 0)
+    got = ym.hourly_actuals(readings)
+    want = _hourly_reference(readings)
+    assert got.height > 100 and got["dc_current_min_ratio"].null_count() < got.height
+    assert_frame_equal(got, want, check_exact=False, rel_tol=1e-12, abs_tol=1e-12)
+    # the row order does not change the hours
+    assert_frame_equal(ym.hourly_actuals(readings.reverse()), got, check_exact=False, rel_tol=1e-12, abs_tol=1e-12)
+
+
+def test_hourly_actuals_refuses_readings_without_system_or_time():
+    good = _fuzzed_readings(0, n=10)
+    for column in ("system_id", "ts_utc"):
+        bad = good.with_columns(pl.when(pl.int_range(pl.len()) == 3).then(None).otherwise(pl.col(column)).alias(column))
+        with pytest.raises(ValueError, match="without system_id or ts_utc"):
+            ym.hourly_actuals(bad)
+    empty = ym.hourly_actuals(good.clear())
+    assert empty.height == 0 and empty.columns == list(ym.ACTUALS_COLUMNS)
+
+
 def test_readings_for_days_window():
     ts = [_ts(2025, 6, 1, 0, 0), _ts(2025, 6, 1, 0, 5), _ts(2025, 6, 2, 0, 0), _ts(2025, 6, 2, 0, 5)]
     df = pl.DataFrame({"ts_utc": ts}).with_columns(pl.col("ts_utc").dt.cast_time_unit("us"))

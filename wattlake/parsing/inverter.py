@@ -32,6 +32,7 @@ import numpy as np
 import polars as pl
 from numba import njit
 
+from wattlake.numerics import group_time_order
 from wattlake.parsing.lines import (LineBuffer, Parsed, decode_json_buffer, decode_json_lines, first_match,
                                     rejects_from)
 
@@ -190,7 +191,7 @@ def flag_inverter_readings(readings: pl.DataFrame, previous: pl.DataFrame | None
     ts_ok = ts.is_not_null().to_numpy()
     lo = ts.min() if ts_ok.any() else 0
     ts = ts.fill_null(lo - 1).to_numpy()  # null times sort first, as Polars sorts them
-    order = _system_time_order(code, ts, lo - 1)
+    order = group_time_order(code, ts, lo - 1)
     energy = batch.get_column("ac_energy_total_kwh").cast(pl.Float64)
     power = batch.get_column("ac_power_w").cast(pl.Float64)
     # the kernel reads the rows in (system, time) order: gathered once, so its reads are sequential
@@ -206,24 +207,6 @@ def flag_inverter_readings(readings: pl.DataFrame, previous: pl.DataFrame | None
         pl.Series("counter_reset", reset[:n]),
         corrected,
     )
-
-
-def _system_time_order(code: np.ndarray, ts: np.ndarray, lo: int) -> np.ndarray:
-    """Row order by (``code``, ``ts``), ties in row order: one sort of a packed key when both fit
-    in 62 bits, else a lexicographic sort (slower).
-
-    The packed key is sorted by numpy's default (vectorised, not stable) sort, four times faster
-    than its stable one on 864 k keys; when the sorted keys hold a tie (rows without a time), the
-    stable sort is run instead, so ties keep their row order either way."""
-    shift = int(ts.max() - lo).bit_length() if ts.size else 0
-    if int(code.max(initial=0)).bit_length() + shift <= 62:
-        key = (code << shift) | (ts - lo)
-        order = np.argsort(key)
-        ranked = key[order]
-        if ranked.size > 1 and (ranked[1:] == ranked[:-1]).any():
-            order = np.argsort(key, kind="stable")
-        return order.astype(np.int64, copy=False)
-    return np.lexsort((ts, code)).astype(np.int64)
 
 
 _DAY_US = 86_400_000_000
