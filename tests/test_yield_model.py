@@ -470,3 +470,36 @@ def test_silver_steps_shrink_with_the_fleet_and_do_not_change_the_result(landed,
     assert result["chunks"] == len(before["day"].unique()) > 1
     keys = list(T.PV_INTERVALS.keys)
     assert after.sort(keys).equals(before.sort(keys))
+
+
+def test_silver_write_failure_is_raised_after_the_steps_before_it_commit(landed, tmp_path, monkeypatch):
+    """Silver reads, models and writes its steps on three threads. A write that fails is raised
+    by write_pv_intervals; the steps before it are committed and nothing from it on is written."""
+    import shutil
+
+    from wattlake import modelling
+    from wattlake import tables as T
+    from wattlake.lake import Lake
+
+    lake, _, _, _ = landed
+    copy = Lake(str(shutil.copytree(lake.root, tmp_path / "lake")))
+    before = copy.read(T.PV_INTERVALS.name)
+    days = sorted(before["day"].unique().to_list())
+    copy.delete(T.PV_INTERVALS.name, f"day >= '{days[0]}'")  # empty: what gets written shows
+    monkeypatch.setattr(modelling, "CHUNK_SYSTEM_DAYS", copy.read(T.SYSTEMS.name).height)  # a day per step
+    real_write, written = modelling._write_days, []
+
+    def write(lake_, spec, frame, first, last):
+        if len(written) == 2:
+            raise OSError("disk full")
+        real_write(lake_, spec, frame, first, last)
+        written.append(first)
+
+    monkeypatch.setattr(modelling, "_write_days", write)
+    with pytest.raises(OSError, match="disk full"):
+        modelling.write_pv_intervals(copy, str(days[0]), str(days[-1]))
+    assert written == days[:2]
+    after = copy.read(T.PV_INTERVALS.name)
+    assert sorted(after["day"].unique().to_list()) == days[:2]
+    keys = list(T.PV_INTERVALS.keys)
+    assert after.sort(keys).equals(before.filter(pl.col("day").is_in(days[:2])).sort(keys))

@@ -9,6 +9,7 @@ assets and the benchmark call exactly these functions, so what is measured is wh
 from __future__ import annotations
 
 import datetime as dt
+from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
 import polars as pl
@@ -47,7 +48,13 @@ def day_chunks(start: str | dt.date, end: str | dt.date, size: int = CHUNK_DAYS)
 
 
 def build_pv_intervals(lake: Lake, first: dt.date, last: dt.date) -> pl.DataFrame:
-    """silver/pv_intervals rows for UTC days ``first..last`` from the bronze tables.
+    """silver/pv_intervals rows for UTC days ``first..last`` from the bronze tables."""
+    return pv_intervals_from(read_pv_inputs(lake, first, last), first, last)
+
+
+def read_pv_inputs(lake: Lake, first: dt.date, last: dt.date) -> dict[str, pl.DataFrame]:
+    """What silver/pv_intervals for UTC days ``first..last`` is built from: ``readings`` (the
+    columns :func:`~wattlake.yield_model.hourly_actuals` uses), ``weather``, ``systems``, ``stations``.
 
     An hour's readings end at the next full hour, so the last hour of ``last`` needs the 00:00
     reading of the next day: partitions ``first..last+1`` are read and cut by
@@ -60,8 +67,15 @@ def build_pv_intervals(lake: Lake, first: dt.date, last: dt.date) -> pl.DataFram
         .collect()
     )
     weather = lake.read(T.WEATHER.name, filter=pl.col("day").is_between(first, last))
-    systems, stations = lake.read(T.SYSTEMS.name), lake.read(T.STATIONS.name)
-    out = pv_intervals(hourly_actuals(readings), expected_hourly(systems, weather, stations), systems)
+    return {"readings": readings, "weather": weather, "systems": lake.read(T.SYSTEMS.name),
+            "stations": lake.read(T.STATIONS.name)}
+
+
+def pv_intervals_from(inputs: dict[str, pl.DataFrame], first: dt.date, last: dt.date) -> pl.DataFrame:
+    """silver/pv_intervals rows for UTC days ``first..last`` from :func:`read_pv_inputs`."""
+    systems = inputs["systems"]
+    out = pv_intervals(hourly_actuals(inputs["readings"]),
+                       expected_hourly(systems, inputs["weather"], inputs["stations"]), systems)
     return out.filter(pl.col("day").is_between(first, last))
 
 
@@ -73,16 +87,34 @@ def _write_days(lake: Lake, spec: T.TableSpec, frame: pl.DataFrame, first: dt.da
 
 def write_pv_intervals(lake: Lake, start, end, progress: Callable[[str], None] | None = None) -> dict:
     """Rebuild silver/pv_intervals for days ``start..end``; returns rows, missing-data hours and the
-    number of steps (:func:`days_per_chunk` days each, one commit per step)."""
+    number of steps (:func:`days_per_chunk` days each, one commit per step).
+
+    The steps overlap on three threads: while step k is modelled, step k+1's inputs are read
+    (Parquet decoding) and step k-1's result is written (delta-rs), one write at a time and in
+    order. The result is the same as one step after the other; at most three steps are in memory.
+    A failed read or write is raised here, after the steps before it are committed.
+    """
     rows = missing = 0
     chunks = day_chunks(start, end, days_per_chunk(lake.read(T.SYSTEMS.name).height))
-    for first, last in chunks:
-        frame = build_pv_intervals(lake, first, last)
-        _write_days(lake, T.PV_INTERVALS, frame, first, last)
-        rows += frame.height
-        missing += int(frame.get_column("missing_data").sum())
-        if progress:
-            progress(f"silver/pv_intervals {first}..{last}: {frame.height} system-hours")
+    with ThreadPoolExecutor(1, thread_name_prefix="silver-read") as reader, \
+            ThreadPoolExecutor(1, thread_name_prefix="silver-write") as writer:
+        pending = reader.submit(read_pv_inputs, lake, *chunks[0]) if chunks else None
+        written = None
+        for k, (first, last) in enumerate(chunks):
+            inputs = pending.result()
+            if k + 1 < len(chunks):
+                pending = reader.submit(read_pv_inputs, lake, *chunks[k + 1])
+            frame = pv_intervals_from(inputs, first, last)
+            del inputs
+            if written is not None:
+                written.result()  # the step before is committed (or its error raised) first
+            written = writer.submit(_write_days, lake, T.PV_INTERVALS, frame, first, last)
+            rows += frame.height
+            missing += int(frame.get_column("missing_data").sum())
+            if progress:
+                progress(f"silver/pv_intervals {first}..{last}: {frame.height} system-hours")
+        if written is not None:
+            written.result()
     return {"rows": rows, "missing_data_hours": missing, "chunks": len(chunks)}
 
 
