@@ -42,22 +42,22 @@ def test_merge_insert_is_idempotent_and_counts(local_lake):
 @pytest.mark.parametrize("kind", ["polars", "arrow", "polars_ns"])
 def test_merge_insert_into_partitions_with_data_reads_keys_not_rows(local_lake, monkeypatch, kind):
     """A batch spanning a partition that holds data and a new one: present keys are dropped by a
-    narrow key read, the MERGE names only the new partition, and the counts are exact. The batch
-    may be a Polars frame (filtered before the Arrow export, key types cast to the table's), or an
-    Arrow table."""
+    narrow key read, only the rest is written, and the counts are exact. The batch may be a
+    Polars frame (filtered before the Arrow export, key types cast to the table's), or an Arrow
+    table."""
     import wattlake.lake as lake_mod
 
     keys = ["system_id", "ts_utc"]
     june1, june2 = dt.date(2025, 6, 1), dt.date(2025, 6, 2)
     local_lake.merge_insert("bronze/t", rows(["a", "b", "c"], day=june1), keys, SCHEMA, configuration=CONF)
-    predicates = []
-    real_merge = lake_mod.DeltaTable.merge
+    writes = []
+    real_write = lake_mod.write_deltalake
 
-    def spy(self, source, predicate, **kw):
-        predicates.append(predicate)
-        return real_merge(self, source, predicate=predicate, **kw)
+    def spy(table, data, **kw):
+        writes.append((kw["mode"], sorted(pa.table(data).column("system_id").to_pylist())))
+        return real_write(table, data, **kw)
 
-    monkeypatch.setattr(lake_mod.DeltaTable, "merge", spy)
+    monkeypatch.setattr(lake_mod, "write_deltalake", spy)
     # b and c are present on June 1; d is new on June 1; e and f land in the new June 2
     batch = pl.concat([rows(["b", "c"], day=june1, offset=1), rows(["d"], day=june1, offset=9),
                        rows(["e", "f"], day=june2)])
@@ -66,46 +66,48 @@ def test_merge_insert_into_partitions_with_data_reads_keys_not_rows(local_lake, 
     elif kind == "polars_ns":  # a key column in another unit than the table's
         batch = batch.with_columns(pl.col("ts_utc").dt.cast_time_unit("ns"))
     assert local_lake.merge_insert("bronze/t", batch, keys, SCHEMA, configuration=CONF).inserted == 3
-    assert predicates[-1].endswith("t.day IN ('2025-06-02')")
-    # everything present, every partition held: the MERGE scans nothing and inserts nothing
-    assert local_lake.merge_insert("bronze/t", batch, keys, SCHEMA, configuration=CONF).inserted == 0
-    assert predicates[-1].endswith("t.day IN ('0001-01-01')")
+    assert writes == [("append", ["d", "e", "f"])]
+    # everything present: nothing is written, no commit is made
+    version = local_lake.version("bronze/t")
+    assert local_lake.merge_insert("bronze/t", batch, keys, SCHEMA, configuration=CONF) == (0, version)
+    assert len(writes) == 1 and local_lake.version("bronze/t") == version
     out = local_lake.read("bronze/t")
     assert out.height == 6 and out.select(pl.struct(keys).n_unique()).item() == 6
     assert sorted(out.get_column("system_id").to_list()) == ["a", "b", "c", "d", "e", "f"]
 
 
-def test_merge_insert_of_new_partitions_only_is_one_predicate_overwrite(local_lake):
-    """A batch whose days all have no files yet is written without a MERGE: one WRITE commit whose
-    predicate names exactly those days (no data value in the log), with the exact count; the
-    days already held are untouched."""
+def test_merge_insert_is_one_append_that_carries_the_insert_transaction(local_lake):
+    """An insert into a partitioned table is one append commit, no MERGE; it carries the Delta
+    application transaction of inserts into that table (what makes concurrent inserts conflict)
+    and no data value."""
+    from wattlake.lake import INSERT_APP_ID
+
     keys = ["system_id", "ts_utc"]
-    june1, june2, june3 = dt.date(2025, 6, 1), dt.date(2025, 6, 2), dt.date(2025, 6, 3)
-    local_lake.merge_insert("bronze/t", rows(["a", "b"], day=june1), keys, SCHEMA, configuration=CONF)
+    local_lake.merge_insert("bronze/t", rows(["a", "b"]), keys, SCHEMA, configuration=CONF)
     before = local_lake.version("bronze/t")
-    batch = pl.concat([rows(["c", "d"], day=june2), rows(["e"], day=june3)])
+    batch = pl.concat([rows(["c", "d"], day=dt.date(2025, 6, 2)), rows(["e"], offset=5)])
     result = local_lake.merge_insert("bronze/t", batch, keys, SCHEMA, configuration=CONF)
     assert result.inserted == 3 and result.version == before + 1 == local_lake.version("bronze/t")
-    history = local_lake.table("bronze/t").history(1)[0]
-    assert history["operation"] == "WRITE"
-    assert history["operationParameters"]["mode"] == "Overwrite"
-    assert history["operationParameters"]["predicate"] == "day = '2025-06-02'::date OR day = '2025-06-03'::date"
-    out = local_lake.read("bronze/t")
-    assert sorted(out.get_column("system_id").to_list()) == ["a", "b", "c", "d", "e"]
-    # the same batch again: its days now hold files, so the MERGE path finds every key present
-    assert local_lake.merge_insert("bronze/t", batch, keys, SCHEMA, configuration=CONF).inserted == 0
-    assert local_lake.read("bronze/t").height == 5
+    table = local_lake.table("bronze/t")
+    history = table.history(1)[0]
+    assert history["operation"] == "WRITE" and history["operationParameters"]["mode"] == "Append"
+    assert table.transaction_version(INSERT_APP_ID + "bronze/t") == result.version
+    commit = Path(local_lake.uri("bronze/t"), "_delta_log", f"{result.version:020d}.json").read_text()
+    assert '"appId":"wattlake.merge_insert:bronze/t"' in commit
+    assert "Jan Jansen" not in commit and '"c"' not in commit
 
 
-def test_merge_insert_never_overwrites_a_partition_another_writer_filled(local_lake, monkeypatch):
-    """The overwrite of a "new" day is committed against the snapshot the day was found empty in.
-    When another writer fills that day between the look and the commit, the commit fails, the
-    insert is re-run on the newer version (now a MERGE, the day being held), and both writers'
-    rows are kept, none twice."""
+@pytest.mark.parametrize("by_merge", [False, True], ids=["append", "merge writer"])
+@pytest.mark.parametrize("existing", [False, True], ids=["new partition", "existing partition"])
+def test_concurrent_inserts_never_insert_a_key_twice(local_lake, monkeypatch, existing, by_merge):
+    """Another writer inserts into the table between this writer's look at the present keys and
+    its commit, in a day that was new or one that already held rows: the commit is refused as a
+    concurrent transaction, the insert is re-run on the newer version, and both writers' rows
+    are kept, none twice. The same with the MERGE writer (``by_merge``)."""
     import wattlake.lake as lake_mod
 
     keys = ["system_id", "ts_utc"]
-    june2 = dt.date(2025, 6, 2)
+    day = dt.date(2025, 6, 1) if existing else dt.date(2025, 6, 2)
     local_lake.merge_insert("bronze/t", rows(["a"]), keys, SCHEMA, configuration=CONF)
     other = Lake(local_lake.root)
     real_drop, raced, looks = lake_mod._drop_present, [], []
@@ -115,18 +117,19 @@ def test_merge_insert_never_overwrites_a_partition_another_writer_filled(local_l
         found = real_drop(table, data, keys, partition)
         if not raced:  # the other writer commits right after this writer looked
             raced.append("racing")
-            raced[0] = other.merge_insert("bronze/t", rows(["x", "y"], day=june2), keys, SCHEMA,
+            raced[0] = other.merge_insert("bronze/t", rows(["x", "y"], day=day, offset=20), keys, SCHEMA,
                                           configuration=CONF).inserted
         return found
 
     monkeypatch.setattr(lake_mod, "_drop_present", look_then_race)
-    # y is the same reading the other writer landed (12:05); z is new (12:10)
-    mine = rows(["y", "z"], day=june2, offset=1)
-    assert local_lake.merge_insert("bronze/t", mine, keys, SCHEMA, configuration=CONF).inserted == 1
+    # y is the same reading the other writer landed (13:45); z is new (13:50)
+    mine = rows(["y", "z"], day=day, offset=21)
+    assert local_lake.merge_insert("bronze/t", mine, keys, SCHEMA, configuration=CONF, by_merge=by_merge).inserted == 1
     assert raced == [2]
     assert looks == [1, 1, 2]  # this writer at v1, the other at v1, this writer again at v2
-    out = local_lake.read("bronze/t").filter(pl.col("day") == june2)
-    assert sorted(out.get_column("system_id").to_list()) == ["x", "y", "z"]
+    out = local_lake.read("bronze/t").filter(pl.col("day") == day)
+    assert out.select(pl.struct(keys).n_unique()).item() == out.height
+    assert sorted(out.get_column("system_id").to_list()) == (["a"] if existing else []) + ["x", "y", "z"]
 
 
 def test_statistics_only_on_listed_columns(local_lake):

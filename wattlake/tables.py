@@ -38,6 +38,8 @@ class TableSpec:
     description: str
     #: columns written with dictionary encoding (None: the writer's default, every column)
     dictionary_columns: tuple[str, ...] | None = None
+    #: inserts written by delta-rs' MERGE writer instead of an append (``Lake.merge_insert``)
+    insert_by_merge: bool = False
 
     @property
     def polars_schema(self) -> "pl.Schema":
@@ -121,6 +123,7 @@ METER_READINGS = TableSpec(
     keys=("system_id", "ts_utc"), partition_by="day", stats_columns=("day", "ts_utc", "system_id"),
     description="DSMR 5 P1 telegrams (15-min), CRC-checked, deduplicated on (system_id, ts_utc); "
     "the raw telegram text is kept for 90 days (retention).",
+    insert_by_merge=True,
 )
 
 DEVICE_READINGS = TableSpec(
