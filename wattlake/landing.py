@@ -346,7 +346,7 @@ def _finish(lake: Lake, spec: T.TableSpec, report: LandingReport, good: pl.DataF
     if not key_unique:
         unique = first_per_key(unique, spec.keys)
     inserted, version = lake.merge_insert(spec.name, unique, spec.keys, spec.schema, configuration=spec.configuration,
-                                          writer_properties=spec.writer_properties)
+                                          writer_properties=spec.writer_properties, by_merge=spec.insert_by_merge)
     rejects, report.erased = _drop_erased(lake, rejects)
     _quarantine(lake, report.source, rejects, now)
     if files is not None:  # last: only a file whose records are committed is listed
@@ -368,12 +368,15 @@ def land_inverter(lake: Lake, landing_root: Path, days: Sequence[str], now: dt.d
     return _prepare_inverter(lake, Path(landing_root), days, now or _utc_now())()
 
 
-def _prepare_inverter(lake: Lake, landing_root: Path, days: Sequence[str], now: dt.datetime) -> Commit:
-    """Read, decode and validate (no lake writes); the returned commit flags, MERGEs and counts."""
-    files = landing_files(landing_root, "inverter", days)
+def _prepare_inverter(lake: Lake, landing_root: Path, days: Sequence[str], now: dt.datetime,
+                      loaded: Loaded | None = None) -> Commit:
+    """Read, decode and validate (no lake writes); the returned commit flags, inserts and counts.
+    ``loaded``: the group's files already read (:func:`_load`)."""
+    files, lb = loaded or _load(landing_root, "inverter", days)
     report = LandingReport("inverter", _label(days), files=len(files), days=len(days))
     read = _files_read(files)
-    parsed = parse_inverter_buffer(LineBuffer.read(files), _systems(lake).select("serial", "system_id"), now)
+    parsed = parse_inverter_buffer(lb, _systems(lake).select("serial", "system_id"), now)
+    del lb
     report.records = parsed.records  # encoding rejects included
     good = first_per_key(_file_ordered(parsed.good), T.INVERTER_READINGS.keys)
     rejects = parsed.rejects
@@ -449,13 +452,13 @@ def land_meter(lake: Lake, landing_root: Path, days: Sequence[str], now: dt.date
     return _prepare_meter(lake, Path(landing_root), days, now or _utc_now())()
 
 
-def _prepare_meter(lake: Lake, landing_root: Path, days: Sequence[str], now: dt.datetime) -> Commit:
+def _prepare_meter(lake: Lake, landing_root: Path, days: Sequence[str], now: dt.datetime,
+                   loaded: Loaded | None = None) -> Commit:
     from wattlake.parsing.p1 import parse_p1_buffer
 
-    files = landing_files(landing_root, "meter", days)
+    files, (buf, file_starts) = loaded or _load(landing_root, "meter", days)  # bytes as read, no str per file
     report = LandingReport("meter", _label(days), files=len(files), days=len(days))
     read = _files_read(files)
-    buf, file_starts = read_buffer(files)  # the bytes as read: no Python string per file
     readings, p1_rejects = parse_p1_buffer(buf, file_starts, [name for name, _ in files])
     del buf
     report.records = readings.height + p1_rejects.height
@@ -490,11 +493,13 @@ def land_device(lake: Lake, landing_root: Path, days: Sequence[str], now: dt.dat
     return _prepare_device(lake, Path(landing_root), days, now or _utc_now())()
 
 
-def _prepare_device(lake: Lake, landing_root: Path, days: Sequence[str], now: dt.datetime) -> Commit:
-    files = landing_files(landing_root, "device", days)
+def _prepare_device(lake: Lake, landing_root: Path, days: Sequence[str], now: dt.datetime,
+                    loaded: Loaded | None = None) -> Commit:
+    files, lb = loaded or _load(landing_root, "device", days)
     report = LandingReport("device", _label(days), files=len(files), days=len(days))
     read = _files_read(files)
-    parsed = parse_device_buffer(LineBuffer.read(files), _systems(lake).select("em_id", "system_id"), now)
+    parsed = parse_device_buffer(lb, _systems(lake).select("em_id", "system_id"), now)
+    del lb
     report.records = parsed.records  # encoding rejects included
     rejects = parsed.rejects
     good = _stamp(parsed.good, now)
@@ -506,8 +511,9 @@ def land_weather(lake: Lake, landing_root: Path, days: Sequence[str], now: dt.da
     return _prepare_weather(lake, Path(landing_root), days, now or _utc_now())()
 
 
-def _prepare_weather(lake: Lake, landing_root: Path, days: Sequence[str], now: dt.datetime) -> Commit:
-    files = landing_files(landing_root, "weather", days)
+def _prepare_weather(lake: Lake, landing_root: Path, days: Sequence[str], now: dt.datetime,
+                     loaded: Loaded | None = None) -> Commit:
+    files, _ = loaded or _load(landing_root, "weather", days)
     report = LandingReport("weather", _label(days), files=len(files), days=len(days))
     read = _files_read(files)
     lines, enc_rejects = read_lines(files)
@@ -517,6 +523,23 @@ def _prepare_weather(lake: Lake, landing_root: Path, days: Sequence[str], now: d
     rejects = pl.concat([enc_rejects, parsed.rejects])
     good = _stamp(parsed.good, now)
     return lambda: _finish(lake, T.WEATHER, report, good, rejects, now, files=read)
+
+
+#: a landing group's files and what was read from them (None: the preparer reads them itself)
+Loaded = tuple[list[tuple[str, Path]], object]
+#: how each source's files are read before parsing (weather: small, read by its preparer)
+_READERS: dict[str, Callable] = {"inverter": LineBuffer.read, "device": LineBuffer.read, "meter": read_buffer}
+
+
+#: the sources whose groups :func:`land_groups` reads on a thread of their own, ahead of parsing
+_READ_AHEAD = {"inverter", "device"}
+
+
+def _load(landing_root: Path, source: str, days: Sequence[str]) -> Loaded:
+    """List and read one landing group's files (the read half of a preparer)."""
+    files = landing_files(landing_root, source, days)
+    reader = _READERS.get(source)
+    return files, (reader(files) if reader else None)
 
 
 LANDERS = {"inverter": land_inverter, "meter": land_meter, "device": land_device, "weather": land_weather}
@@ -556,34 +579,38 @@ def land_groups(lake: Lake, landing_root: Path, source: str, groups: Iterable[Se
                 readahead: bool = True) -> Iterator[LandingReport]:
     """Land several groups of landing days (e.g. :func:`iter_chunk_days`) in order; yield each report.
 
-    The result is the same as ``land`` called group by group, in order: with ``prefetch`` the
-    next group is read and parsed on a background thread while this group is flagged, MERGEd
-    and counted (the MERGE, Polars and the parsers release the GIL). Parsing reads nothing that
-    landing writes (only the registry), and everything that depends on earlier groups (the
-    counter before a batch, the MERGE's duplicates) happens in the commits, which run one after
-    the other in group order. At most two groups are in memory at a time. With ``readahead``
-    the kernel is asked to read the group after next from disk meanwhile
-    (:func:`~wattlake.parsing.lines.advise_willneed`): page cache, not process memory.
+    The result is the same as ``land`` called group by group, in order. With ``prefetch`` three
+    groups are in progress at once, each on its own thread: the group after next is read from
+    disk (:func:`_load`), the next one decoded and validated, and the current one flagged,
+    inserted and counted (reading, the parsers, Polars and delta-rs release the GIL). Reading
+    and parsing touch nothing that landing writes (only the registry), and everything that
+    depends on earlier groups (the counter before a batch, the keys already present) happens in
+    the commits, which run one after the other in group order. At most three groups are in
+    memory at a time. With ``readahead`` the kernel is also asked to read the group after those
+    from disk (:func:`~wattlake.parsing.lines.advise_willneed`): page cache, not process memory.
     ``groups`` may be a lazy iterable: it is consumed on a background thread, ahead of landing.
     """
     root = Path(landing_root)
     prepare = _PREPARERS[source]
     plan = _Plan(groups, name=f"plan-{source}")
 
-    def start(days: list[str]) -> Commit:
-        return prepare(lake, root, days, now or _utc_now())
+    def start(days: list[str], loaded=None) -> Commit:
+        return prepare(lake, root, days, now or _utc_now(), loaded=loaded.result() if loaded else None)
 
     def finish(commit: Commit, days: list[str]) -> LandingReport:
         report = _scrub(lake, root, days, commit())
         log.info(report.summary())
         return report
 
+    def planned(k: int) -> list[str] | None:  # a planning error is raised by the landing loop, not here
+        try:
+            return plan.get(k)
+        except Exception:
+            return None
+
     def warm(k: int) -> None:  # let the kernel read group k from disk while earlier groups work
         def advise() -> None:
-            try:
-                days = plan.get(k)
-            except Exception:  # a planning error is raised by the landing loop, not here
-                return
+            days = planned(k)
             if days is not None:
                 advise_willneed([p for _, p in landing_files(root, source, days)])
 
@@ -600,9 +627,19 @@ def land_groups(lake: Lake, landing_root: Path, source: str, groups: Iterable[Se
             k += 1
             current = plan.get(k)
         return
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"land-{source}") as pool:
-        pending = pool.submit(start, current)
-        warm(1)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"land-{source}") as pool, \
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"read-{source}") as reader:
+        reads = {}
+
+        def read_ahead(k: int) -> None:  # group k's files into memory, on the read thread
+            days = planned(k) if source in _READ_AHEAD else None
+            if days is not None:
+                reads[k] = reader.submit(_load, root, source, days)
+
+        read_ahead(0)
+        pending = pool.submit(start, current, reads.pop(0, None))
+        read_ahead(1)
+        warm(2)
         k, failed = 0, None
         while current is not None:
             commit = pending.result()
@@ -611,8 +648,9 @@ def land_groups(lake: Lake, landing_root: Path, source: str, groups: Iterable[Se
             except Exception as exc:  # the groups before the failure still land
                 following, failed = None, exc
             if following is not None:
-                pending = pool.submit(start, following)
-                warm(k + 2)
+                pending = pool.submit(start, following, reads.pop(k + 1, None))
+                read_ahead(k + 2)
+                warm(k + 3)
             report = finish(commit, current)
             del commit
             yield report
