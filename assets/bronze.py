@@ -32,8 +32,8 @@ def _metadata(reports: list[LandingReport]) -> dict:
 
 def _land_range(context: dg.AssetExecutionContext, source: str, lake: LakeResource,
                 landing: LandingResource) -> dg.MaterializeResult:
-    """Land the run's landing days, several days per MERGE (bounded by raw bytes); the next group
-    is parsed while the current one is merged."""
+    """Land the run's landing days, several days per commit (bounded by raw bytes); the group after
+    next is read and the next one parsed while the current one is committed."""
     the_lake, root = lake.lake(), landing.path()
     keys = context.partition_keys
     reports = []

@@ -40,10 +40,10 @@ TOLERATE = {
         "wattlake.alerts._with_energy sums daily energy after a hash join whose row order is not "
         "fixed: two runs of the same code on the same lake differ in the last bit",
     "silver/pv_intervals.dc_current_min_ratio":
-        "wattlake.yield_model.hourly_actuals: Polars' grouped mean of the MPPT currents is not "
-        "bit-stable run to run (same frame, same process, even POLARS_MAX_THREADS=1), so a ratio "
-        "of two equal means is 1.0 or 1-2^-52 and an hour at the 0.1 A night threshold flips "
-        "between null and a value; pre-existing, seen with the unchanged code too",
+        "wattlake.yield_model.hourly_actuals sums the MPPT currents in the order the rows come "
+        "in, and two landings can lay the rows out in different Delta files: a mean can differ "
+        "in the last bit, so a ratio of two equal means is 1.0 or 1-2^-52 (before 2026-11-24 "
+        "Polars' grouped mean differed so even run to run on the same frame)",
 }
 REPORT_FIELDS = ("files", "records", "landed", "duplicates", "quarantined", "corrected", "counter_resets")
 

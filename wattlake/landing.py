@@ -1,19 +1,19 @@
-"""Landing raw files into bronze Delta tables: parse, validate, deduplicate, MERGE, quarantine.
+"""Landing raw files into bronze Delta tables: parse, validate, deduplicate, insert, quarantine.
 
 One call lands one source for one or more landing days (the folders
-``<landing>/<source>/<YYYY-MM-DD>/``, named for the day the files arrived) in one MERGE per
-table. Readings go to the partition of their own UTC day, so a late message lands where it
+``<landing>/<source>/<YYYY-MM-DD>/``, named for the day the files arrived) in one commit per
+table (:meth:`~wattlake.lake.Lake.merge_insert`). Readings go to the partition of their own UTC day, so a late message lands where it
 belongs; quarantine rows go to the partition of the landing day that read them. Every call
 returns a :class:`LandingReport` whose counts add up,
 ``records = landed + duplicates + quarantined``, or raises :class:`ConservationError`.
 
-Idempotence: bronze tables are MERGEd insert-only on their natural key, quarantine on
+Idempotence: bronze tables are insert-if-absent on their natural key, quarantine on
 (source_file, line_no); landing the same files again inserts nothing.
 
 Many groups of days (:func:`chunk_days`, or lazily :func:`iter_chunk_days`) are landed by
-:func:`land_groups`, which reads and parses the next group while the current one is MERGEd, plans
-the groups on a background thread and has the kernel read the group after next; the result
-equals calling :func:`land` group by group.
+:func:`land_groups`, which reads the group after next and parses the next group while the
+current one is committed, plans the groups on a background thread and has the kernel read ahead
+from disk; the result equals calling :func:`land` group by group.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ SOURCES = ("inverter", "meter", "device", "weather")
 FILE_PATTERNS = {"inverter": "*.jsonl", "meter": "*.p1", "device": "*.jsonl", "weather": "*.txt"}
 
 
-#: the second half of landing one group: flag, MERGE, quarantine, count
+#: the second half of landing one group: flag, insert, quarantine, count
 Commit = Callable[[], "LandingReport"]
 
 
@@ -132,7 +132,7 @@ def landing_files(landing_root: Path, source: str, days: str | Sequence[str]) ->
 def chunk_days(landing_root: Path, source: str, days: Sequence[str], max_bytes: int = 256 << 20) -> list[list[str]]:
     """Group consecutive landing days so each group's raw files stay under ``max_bytes``.
 
-    Fewer, larger MERGEs cost far less than one commit per day; the byte bound keeps memory
+    Fewer, larger commits cost far less than one per day; the byte bound keeps memory
     flat whatever the fleet size (a day larger than the bound is a group of its own). The
     whole plan at once; :func:`iter_chunk_days` yields the same groups one by one.
     """
@@ -334,7 +334,7 @@ def _record_files(lake: Lake, source: str, files: pl.DataFrame, now: dt.datetime
 def _finish(lake: Lake, spec: T.TableSpec, report: LandingReport, good: pl.DataFrame,
             rejects: pl.DataFrame, now: dt.datetime, valid_rows: int | None = None,
             key_unique: bool = False, files: pl.DataFrame | None = None) -> LandingReport:
-    """Deduplicate ``good`` on the table key, MERGE it, quarantine ``rejects``, count; then list
+    """Deduplicate ``good`` on the table key, insert it, quarantine ``rejects``, count; then list
     ``files`` (:func:`_files_read`) in ``bronze/landed_files``.
 
     ``valid_rows`` is the number of accepted records before any earlier deduplication

@@ -27,7 +27,7 @@ Partitioning note for callers: the hours of UTC day ``D`` need the readings with
 ``D 00:00 < ts_utc <= D+1 00:00`` (the 00:00 reading of ``D+1`` closes the 23:00 hour of ``D``).
 Filter the readings with :func:`readings_for_days` before :func:`hourly_actuals`, otherwise the
 00:00 reading of ``D`` makes a one-reading 23:00 hour of ``D-1`` that would overwrite the real one
-in a MERGE.
+when silver replaces its days.
 
 References
 ----------
