@@ -17,6 +17,7 @@ from typing import Callable, Sequence
 import numpy as np
 import polars as pl
 import pyarrow as pa
+from numba import njit
 from polars.exceptions import ComputeError, PolarsError
 
 from wattlake.parsing.bytescan import files_with_non_ascii, positions
@@ -276,23 +277,52 @@ def _is_utf8(chunk: np.ndarray) -> bool:
 
 def _cut_lines(buf: np.ndarray, fstarts: np.ndarray, skip: Sequence[int]):
     """Every line of the files in ``buf`` (except ``skip``), blank ones included:
-    (starts, ends without a trailing ``\\r``, file index, 1-based line number), int64 arrays."""
-    total = buf.size
+    (starts, ends without a trailing ``\\r``, file index, 1-based line number), int64 arrays.
+
+    One compiled pass over the newline positions (:func:`_cut_kernel`); it replaced a sort and
+    three binary searches over all lines (0.09 -> 0.01 s per 864 k inverter lines, 2026-11-24)."""
     nl = positions(buf, 10)
-    starts = np.concatenate([fstarts[:-1], nl + 1])
-    starts.sort(kind="stable")
-    dup = np.zeros(starts.size, dtype=bool)
-    dup[1:] = starts[1:] == starts[:-1]
-    starts = starts[~dup & (starts < total)]
-    fidx = np.searchsorted(fstarts, starts, side="right") - 1
+    n_files = fstarts.size - 1
+    skipped = np.zeros(max(n_files, 1), dtype=np.bool_)
     if len(skip):
-        own = ~np.isin(fidx, np.asarray(skip, dtype=np.int64))
-        starts, fidx = starts[own], fidx[own]
-    nxt = np.searchsorted(nl, starts)
-    ends = np.minimum(np.append(nl, total)[nxt], fstarts[fidx + 1])
-    line_no = nxt - np.searchsorted(nl, fstarts[fidx]) + 1
-    ends = ends - ((ends > starts) & (buf[np.maximum(ends - 1, 0)] == 13))  # strip one trailing '\r'
-    return starts, ends, fidx, line_no
+        skipped[np.asarray(skip, dtype=np.int64)] = True
+    cap = nl.size + n_files
+    starts, ends, fidx, line_no = (np.empty(cap, dtype=np.int64) for _ in range(4))
+    k = _cut_kernel(buf, fstarts.astype(np.int64, copy=False), nl.astype(np.int64, copy=False), skipped,
+                    starts, ends, fidx, line_no)
+    return starts[:k], ends[:k], fidx[:k], line_no[:k]
+
+
+@njit(cache=True, nogil=True, _nrt=False)
+def _cut_kernel(buf, fstarts, nl, skipped, starts, ends, fidx, line_no):  # pragma: no cover - compiled
+    """The lines of :func:`_cut_lines` into the output arrays; returns how many. A file's lines
+    start at its first byte and after each of its newlines (none after a final newline); a line
+    ends at its newline or at the end of the file, less one trailing carriage return."""
+    k = 0
+    j = 0
+    for f in range(fstarts.size - 1):  # loop over files
+        a, b = fstarts[f], fstarts[f + 1]
+        while j < nl.size and nl[j] < a:
+            j += 1
+        s = a
+        no = 1
+        while s < b:  # loop over the file's lines
+            if j < nl.size and nl[j] < b:
+                e = nl[j]
+                nxt = e + 1
+                j += 1
+            else:
+                e = b
+                nxt = b
+            if not skipped[f]:
+                starts[k] = s
+                ends[k] = e - 1 if e > s and buf[e - 1] == 13 else e
+                fidx[k] = f
+                line_no[k] = no
+                k += 1
+            no += 1
+            s = nxt
+    return k
 
 
 def _segments(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> pl.Series:
