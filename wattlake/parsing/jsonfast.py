@@ -504,20 +504,23 @@ def scan(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, dtype: pl.Struct
                  shape.sub_kinds, shape.sub_key_bytes, shape.sub_key_len, sub_val, sub_ok, ok, _POW10,
                  slot.astype(np.int64), text, text_at, text_end)
     rows = np.flatnonzero(ok)
+    # the accepted lines' values: a column slice when every line was accepted (the usual case),
+    # else gathered; 2-D fancy indexing per field cost more than the slice copy
+    sel = slice(None) if rows.size == n else rows
     columns = {}
     for f, (name, kind) in enumerate(zip(shape.names, shape.kinds)):  # loop over schema fields
         if kind == STR:
             k = slot[f]
-            columns[name] = _text(text[k], text_at[rows, k], int(text_end[k]), str_lo[rows, f] >= 0)
+            columns[name] = _text(text[k], text_at[sel, k], int(text_end[k]), str_lo[sel, f] >= 0)
         elif kind == F64:
-            columns[name] = _numbers(num[rows, f], num_ok[rows, f], pa.float64())
+            columns[name] = _numbers(num[sel, f], num_ok[sel, f], pa.float64())
         elif kind == TS:
-            given = str_lo[rows, f] != -1  # whole seconds: -1 us is never an instant here
+            given = str_lo[sel, f] != -1  # whole seconds: -1 us is never an instant here
             columns[name] = pa.nulls(rows.size, pa.large_string())
-            columns[f"{name}_utc"] = _numbers(str_lo[rows, f], given, pa.timestamp("us", tz="UTC"))
-            columns["utc_offset_min"] = _numbers(str_hi[rows, f], given, pa.int16())
+            columns[f"{name}_utc"] = _numbers(str_lo[sel, f], given, pa.timestamp("us", tz="UTC"))
+            columns["utc_offset_min"] = _numbers(str_hi[sel, f], given, pa.int16())
         else:
-            counts = n_items[rows]
+            counts = n_items[sel]
             offsets = np.zeros(rows.size + 1, dtype=np.int64)
             np.cumsum(np.maximum(counts, 0), out=offsets[1:])
             assert offsets[-1] == used, "jsonfast: list elements out of step"  # internal invariant
