@@ -97,6 +97,23 @@ def test_merge_insert_is_one_append_that_carries_the_insert_transaction(local_la
     assert "Jan Jansen" not in commit and '"c"' not in commit
 
 
+def test_merge_writer_inserts_only_the_absent_rows_and_commits_nothing_when_all_are_present(local_lake):
+    """``by_merge`` (the table's MERGE writer): the absent rows are inserted in one commit with the
+    insert transaction; a batch whose rows are all present makes no commit."""
+    from wattlake.lake import INSERT_APP_ID
+
+    keys = ["system_id", "ts_utc"]
+    local_lake.merge_insert("bronze/t", rows(["a", "b"]), keys, SCHEMA, configuration=CONF, by_merge=True)
+    batch = pl.concat([rows(["a", "b"]), rows(["c"], offset=2), rows(["d"], day=dt.date(2025, 6, 2))])
+    result = local_lake.merge_insert("bronze/t", batch, keys, SCHEMA, configuration=CONF, by_merge=True)
+    assert result.inserted == 2 and result.version == local_lake.version("bronze/t")
+    table = local_lake.table("bronze/t")
+    assert table.history(1)[0]["operation"] == "MERGE"
+    assert table.transaction_version(INSERT_APP_ID + "bronze/t") == result.version
+    assert local_lake.merge_insert("bronze/t", batch, keys, SCHEMA, configuration=CONF, by_merge=True) == (0, result.version)
+    assert sorted(local_lake.read("bronze/t").get_column("system_id").to_list()) == ["a", "b", "c", "d"]
+
+
 @pytest.mark.parametrize("by_merge", [False, True], ids=["append", "merge writer"])
 @pytest.mark.parametrize("existing", [False, True], ids=["new partition", "existing partition"])
 def test_concurrent_inserts_never_insert_a_key_twice(local_lake, monkeypatch, existing, by_merge):
