@@ -270,13 +270,14 @@ def _fuzzed_readings(seed: int, n: int = 4000, sparse: bool = False) -> pl.DataF
     return frame.unique(subset=["system_id", "ts_utc"], keep="first").sample(fraction=1.0, shuffle=True, seed=seed)
 
 
-@pytest.mark.parametrize("path", ["dense", "sorted"])
+@pytest.mark.parametrize("layout", ["span", "present"])
 @pytest.mark.parametrize("seed", range(4))
-def test_hourly_actuals_equal_the_polars_rules_on_fuzzed_readings(path, seed, monkeypatch):
-    """Both compiled paths (cells per hour of the span, or sorted runs when readings are sparse)
-    give the reference hours: same groups, counts and nulls; floats equal to 1e-12."""
+def test_hourly_actuals_equal_the_polars_rules_on_fuzzed_readings(layout, seed, monkeypatch):
+    """Both cell layouts (every hour of the span, or only the (system, hour) pairs present, for
+    readings sparse in time) give the reference hours: same groups, counts and nulls; floats equal
+    to 1e-12."""
     readings = _fuzzed_readings(seed, sparse=seed == 3)
-    if path == "sorted":  # no reading is dense enough for the cells
+    if layout == "present":  # no reading is dense enough for a cell per hour of the span
         monkeypatch.setattr(ym, "_DENSE_CELLS_PER_READING", 0)
         monkeypatch.setattr(ym, "_DENSE_MIN_CELLS", 0)
     got = ym.hourly_actuals(readings)

@@ -65,7 +65,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from numba import njit
 
-from wattlake.numerics import group_time_order, round_floats
+from wattlake.numerics import round_floats
 from wattlake.tables import PV_INTERVALS, SILVER_SCHEMA, UTC_TS  # noqa: F401 (re-exported)
 
 __all__ = [
@@ -249,13 +249,13 @@ def hourly_actuals(readings: pl.DataFrame) -> pl.DataFrame:
           is below :data:`DC_RATIO_MIN_CURRENT_A` (night).
         - ``status_fault_count`` (Int32): readings with status ``"fault"``.
 
-    Computed in one compiled pass over the readings (:func:`_hourly_dense`): each is added to a
-    cell per (system, hour of the readings' time span), the non-empty cells are the hours. When
-    the readings are sparse in time (more than :data:`_DENSE_CELLS_PER_READING` cells per reading)
-    they are put in (system, time) order instead and summed run by run (:func:`_hourly_sorted`).
+    Computed in one compiled pass over the readings (:func:`_hourly_cells`): each is added to a
+    cell per (system, hour of the readings' time span), and the non-empty cells are the hours.
+    When the readings are sparse in time (more than :data:`_DENSE_CELLS_PER_READING` cells per
+    reading) the cells are only the (system, hour) pairs present, numbered by one sort.
     Sums are taken in the order the rows come in, so another row order can change the last
     binary digit; silver rounds its floats to 1e-9 (:func:`~wattlake.numerics.round_floats`).
-    ``tests/test_yield_model.py`` checks both passes against the same rules written as Polars
+    ``tests/test_yield_model.py`` checks both layouts against the same rules written as Polars
     aggregations, on fuzzed readings. A silver step of 2.6 M readings took 0.15--0.25 s and
     0.26 CPU-seconds; as Polars aggregations 0.44--0.52 s and 0.83--0.96 CPU-seconds (2026-11-24).
     """
@@ -277,53 +277,53 @@ def hourly_actuals(readings: pl.DataFrame) -> pl.DataFrame:
     power = power.fill_null(0.0).to_numpy()
     fault = (frame.get_column("status") == "fault").fill_null(False).to_numpy()
     el_first, el_count, slot, current, current_ok = _dc_inputs(frame.get_column("dc"))
-    out = _Hours(n)
+    key = code * span + hour  # (system, hour) as one integer
     if len(ids) * span <= max(_DENSE_CELLS_PER_READING * n, _DENSE_MIN_CELLS):
-        present = np.bincount(slot[slot >= 0], minlength=256) > 0  # the input numbers in use
-        kmap = np.cumsum(present) - 1
-        n_k = max(int(present.sum()), 1)
-        cells = len(ids) * span
-        groups = _hourly_dense(
-            code, hour, power, p_ok, fault, el_first, el_count, slot, current, current_ok,
-            DC_RATIO_MIN_CURRENT_A, span, kmap, n_k,
-            np.zeros(cells, dtype=np.int64), np.zeros(cells, dtype=np.float64), np.zeros(cells, dtype=np.int64),
-            np.full(cells, -np.inf), np.zeros(cells, dtype=np.int64),
-            np.zeros(cells * n_k, dtype=np.float64), np.zeros(cells * n_k, dtype=np.int64),
-            np.zeros(cells * n_k, dtype=np.bool_), *out.arrays())
-    else:  # readings sparse in time (few per hour of their span): sorted into (system, time) runs
-        order = group_time_order(code, ts, int(ts.min()))
-        groups = _hourly_sorted(
-            code[order], hour[order], power[order], p_ok[order], fault[order], el_first[order], el_count[order],
-            slot, current, current_ok, DC_RATIO_MIN_CURRENT_A,
-            np.zeros(256, dtype=np.float64), np.zeros(256, dtype=np.int64), np.zeros(256, dtype=np.bool_),
-            np.empty(256, dtype=np.int64), *out.arrays())
-    return out.frame(groups, ids, h0)
+        cell, n_cells, cell_key = key, len(ids) * span, None  # a cell for every hour of the span
+    else:  # readings sparse in time (few per hour of their span): the hours present, numbered
+        cell_key, cell = np.unique(key, return_inverse=True)
+        n_cells = cell_key.size
+    present = np.bincount(slot[slot >= 0], minlength=256) > 0  # the input numbers in use
+    kmap = np.cumsum(present) - 1
+    n_k = max(int(present.sum()), 1)
+    out = _Hours(n)
+    groups = _hourly_cells(
+        cell, power, p_ok, fault, el_first, el_count, slot, current, current_ok, DC_RATIO_MIN_CURRENT_A,
+        kmap, n_k, np.zeros(n_cells, dtype=np.int64), np.zeros(n_cells, dtype=np.float64),
+        np.zeros(n_cells, dtype=np.int64), np.full(n_cells, -np.inf), np.zeros(n_cells, dtype=np.int64),
+        np.zeros(n_cells * n_k, dtype=np.float64), np.zeros(n_cells * n_k, dtype=np.int64),
+        np.zeros(n_cells * n_k, dtype=np.bool_), *out.arrays())
+    keys = out.cell[:groups] if cell_key is None else cell_key[out.cell[:groups]]
+    return out.frame(groups, ids, keys // span, keys % span + h0)
 
 
 #: :func:`hourly_actuals` accumulates into one cell per (system, hour of the span) when there are at
-#: most this many cells per reading (always for 5-minute readings: 1/12), else it sorts
+#: most this many cells per reading (always for 5-minute readings: 1/12), else into one cell per
+#: (system, hour) present
 _DENSE_CELLS_PER_READING = 4
 #: ... and always when there are at most this many cells
 _DENSE_MIN_CELLS = 1 << 16
 
 
 class _Hours:
-    """The output groups of the hourly kernels: arrays for at most ``n`` groups, then a frame."""
+    """The output groups of :func:`_hourly_cells`: arrays for at most ``n`` groups, then a frame."""
 
     def __init__(self, n: int):
-        self.code, self.hour, self.n, self.fault = (np.empty(n, dtype=np.int64) for _ in range(4))
+        self.cell, self.n, self.fault = (np.empty(n, dtype=np.int64) for _ in range(3))
         self.sum, self.max, self.ratio = (np.empty(n, dtype=np.float64) for _ in range(3))
         self.ratio_ok = np.empty(n, dtype=np.bool_)
 
     def arrays(self) -> tuple[np.ndarray, ...]:
-        return self.code, self.hour, self.sum, self.n, self.max, self.fault, self.ratio, self.ratio_ok
+        return self.cell, self.sum, self.n, self.max, self.fault, self.ratio, self.ratio_ok
 
-    def frame(self, groups: int, ids: pl.Series, h0: int) -> pl.DataFrame:
+    def frame(self, groups: int, ids: pl.Series, code: np.ndarray, hour: np.ndarray) -> pl.DataFrame:
+        """The groups as :func:`hourly_actuals` rows: ``code`` indexes ``ids``, ``hour`` counts
+        hours since the epoch."""
         counts = self.n[:groups]
         has = counts > 0
         return pl.DataFrame({
-            "system_id": ids.gather(pl.Series(self.code[:groups])),
-            "ts_utc": pl.Series((self.hour[:groups] + h0) * _HOUR_US).cast(pl.Datetime("us", "UTC")),
+            "system_id": ids.gather(pl.Series(code)),
+            "ts_utc": pl.Series(hour * _HOUR_US).cast(pl.Datetime("us", "UTC")),
             "actual_energy_kwh": self.sum[:groups] * (READING_H / 1000.0),
             "n_readings": pl.Series(counts, dtype=pl.Int32),
             "ac_power_mean_w": _where(np.divide(self.sum[:groups], counts, where=has, out=np.zeros(groups)), has),
@@ -366,48 +366,40 @@ def _dc_inputs(dc: pl.Series) -> tuple[np.ndarray, ...]:
 
 
 @njit(cache=True, nogil=True, error_model="numpy", _nrt=False)
-def _min_ratio(lo_i, hi_i, n_inputs, n_means, min_current):  # pragma: no cover - compiled
-    """(ok, value) of ``dc_current_min_ratio`` from the min/max rounded input means of an hour."""
-    if n_inputs >= 2 and n_means > 0 and hi_i >= min_current:
-        return True, min(max(lo_i / hi_i, 0.0), 1.0)
-    return False, 0.0
-
-
-@njit(cache=True, nogil=True, error_model="numpy", _nrt=False)
-def _hourly_dense(code, hour, power, p_ok, fault, el_first, el_count, slot, current, current_ok,
-                  min_current, span, kmap, n_k, c_rows, c_sum, c_n, c_max, c_fault, d_sum, d_n, d_seen,
-                  g_code, g_hour, g_sum, g_n, g_max, g_fault, g_ratio, g_ratio_ok):  # pragma: no cover
-    """The hours of :func:`hourly_actuals` by accumulation: one pass over the rows in their order
-    into one cell per (``code``, ``hour``) (``c_*``; ``d_*`` per cell and input number through
-    ``kmap``), then the non-empty cells in (code, hour) order as groups; returns their number."""
-    for r in range(code.size):
-        cell = code[r] * span + hour[r]
-        c_rows[cell] += 1
+def _hourly_cells(cell, power, p_ok, fault, el_first, el_count, slot, current, current_ok, min_current,
+                  kmap, n_k, c_rows, c_sum, c_n, c_max, c_fault, d_sum, d_n, d_seen,
+                  g_cell, g_sum, g_n, g_max, g_fault, g_ratio, g_ratio_ok):  # pragma: no cover - compiled
+    """The hours of :func:`hourly_actuals` by accumulation: one pass over the rows in their order,
+    each into its ``cell`` (``c_*``; ``d_*`` per cell and input number through ``kmap``), then the
+    non-empty cells in cell order as groups (``g_*``); returns their number."""
+    for r in range(cell.size):
+        c = cell[r]
+        c_rows[c] += 1
         if p_ok[r]:
-            c_sum[cell] += power[r]
-            c_n[cell] += 1
-            if power[r] > c_max[cell]:
-                c_max[cell] = power[r]
+            c_sum[c] += power[r]
+            c_n[c] += 1
+            if power[r] > c_max[c]:
+                c_max[c] = power[r]
         if fault[r]:
-            c_fault[cell] += 1
+            c_fault[c] += 1
         for e in range(el_first[r], el_first[r] + el_count[r]):  # the row's MPPT inputs
             if slot[e] < 0:
                 continue
-            d = cell * n_k + kmap[slot[e]]
+            d = c * n_k + kmap[slot[e]]
             d_seen[d] = True
             if current_ok[e]:
                 d_sum[d] += current[e]
                 d_n[d] += 1
     groups = 0
-    for cell in range(c_rows.size):
-        if c_rows[cell] == 0:
+    for c in range(c_rows.size):
+        if c_rows[c] == 0:
             continue
         lo_i = np.inf
         hi_i = -np.inf
         n_inputs = 0
         n_means = 0
         for j in range(n_k):  # each input's hourly mean current, rounded as np.round(x, 9)
-            d = cell * n_k + j
+            d = c * n_k + j
             if d_seen[d]:
                 n_inputs += 1
                 if d_n[d] > 0:
@@ -415,77 +407,13 @@ def _hourly_dense(code, hour, power, p_ok, fault, el_first, el_count, slot, curr
                     n_means += 1
                     lo_i = min(lo_i, m)
                     hi_i = max(hi_i, m)
-        g_code[groups] = cell // span
-        g_hour[groups] = cell % span
-        g_sum[groups] = c_sum[cell]
-        g_n[groups] = c_n[cell]
-        g_max[groups] = c_max[cell]
-        g_fault[groups] = c_fault[cell]
-        g_ratio_ok[groups], g_ratio[groups] = _min_ratio(lo_i, hi_i, n_inputs, n_means, min_current)
-        groups += 1
-    return groups
-
-
-@njit(cache=True, nogil=True, error_model="numpy", _nrt=False)
-def _hourly_sorted(code, hour, power, p_ok, fault, el_first, el_count, slot, current, current_ok,
-                   min_current, slot_sum, slot_n, slot_seen, touched,
-                   g_code, g_hour, g_sum, g_n, g_max, g_fault, g_ratio, g_ratio_ok):  # pragma: no cover
-    """The hours of :func:`hourly_actuals` from rows in (system, time) order: one output group per
-    run of equal (``code``, ``hour``); returns the number of groups. Per group the MPPT inputs are
-    summed in ``slot_*`` (one slot per input number + 128, reset after use)."""
-    n = code.size
-    groups = 0
-    k = 0
-    while k < n:
-        c, h = code[k], hour[k]
-        total = 0.0
-        count = 0
-        peak = -np.inf
-        faults = 0
-        n_touched = 0
-        while k < n and code[k] == c and hour[k] == h:
-            r = k
-            if p_ok[r]:
-                total += power[r]
-                count += 1
-                if power[r] > peak:
-                    peak = power[r]
-            if fault[r]:
-                faults += 1
-            for e in range(el_first[r], el_first[r] + el_count[r]):  # the row's MPPT inputs
-                s = slot[e]
-                if s < 0:
-                    continue
-                if not slot_seen[s]:
-                    slot_seen[s] = True
-                    touched[n_touched] = s
-                    n_touched += 1
-                if current_ok[e]:
-                    slot_sum[s] += current[e]
-                    slot_n[s] += 1
-            k += 1
-        lo_i = np.inf
-        hi_i = -np.inf
-        means = 0
-        for t in range(n_touched):  # each input's hourly mean current, rounded as np.round(x, 9)
-            s = touched[t]
-            if slot_n[s] > 0:
-                m = np.rint(slot_sum[s] / slot_n[s] * 1e9) / 1e9
-                means += 1
-                if m < lo_i:
-                    lo_i = m
-                if m > hi_i:
-                    hi_i = m
-            slot_sum[s] = 0.0
-            slot_n[s] = 0
-            slot_seen[s] = False
-        g_code[groups] = c
-        g_hour[groups] = h
-        g_sum[groups] = total
-        g_n[groups] = count
-        g_max[groups] = peak
-        g_fault[groups] = faults
-        g_ratio_ok[groups], g_ratio[groups] = _min_ratio(lo_i, hi_i, n_touched, means, min_current)
+        g_cell[groups] = c
+        g_sum[groups] = c_sum[c]
+        g_n[groups] = c_n[c]
+        g_max[groups] = c_max[c]
+        g_fault[groups] = c_fault[c]
+        g_ratio_ok[groups] = n_inputs >= 2 and n_means > 0 and hi_i >= min_current
+        g_ratio[groups] = min(max(lo_i / hi_i, 0.0), 1.0) if g_ratio_ok[groups] else 0.0
         groups += 1
     return groups
 
