@@ -238,10 +238,9 @@ class Lake:
                 src = _drop_present(t, data, keys, partition_by)
                 if not by_merge or len(src) == 0:
                     return _ExclusiveAppend(t, table, _to_arrow(src, schema), writer_properties)
-                txn = Transaction(INSERT_APP_ID + table, t.version() + 1)
                 return (t.merge(_to_arrow(src, schema), predicate=cond + _in_literals(partition_by, ()),
                                 source_alias="s", target_alias="t", writer_properties=writer_properties,
-                                commit_properties=CommitProperties(app_transactions=[txn]))
+                                commit_properties=_insert_commit(table, t))
                         .when_not_matched_insert_all())
             return (t.merge(_to_arrow(data, schema), predicate=cond, source_alias="s", target_alias="t",
                             writer_properties=writer_properties)
@@ -425,15 +424,20 @@ class _ExclusiveAppend:
 
     def execute(self) -> dict:
         if self.arrow.num_rows:
-            txn = Transaction(INSERT_APP_ID + self.table, self.dt.version() + 1)
             write_deltalake(self.dt, self.arrow, mode="append", writer_properties=self.writer_properties,
-                            commit_properties=CommitProperties(app_transactions=[txn]))
+                            commit_properties=_insert_commit(self.table, self.dt))
             self.dt.update_incremental()
         return {"num_target_rows_inserted": self.arrow.num_rows}
 
 
 #: the Delta application-transaction id prefix of :meth:`Lake.merge_insert` (+ the table name)
 INSERT_APP_ID = "wattlake.merge_insert:"
+
+
+def _insert_commit(table: str, dt: DeltaTable) -> CommitProperties:
+    """The commit properties of an insert into ``table`` against the snapshot of ``dt``: the
+    application transaction :data:`INSERT_APP_ID` ``+ table``, versioned as the commit it makes."""
+    return CommitProperties(app_transactions=[Transaction(INSERT_APP_ID + table, dt.version() + 1)])
 
 
 def _drop_present(dt: DeltaTable, data: Frame, keys: list[str], partition: str) -> Frame:
