@@ -630,6 +630,9 @@ def land_groups(lake: Lake, landing_root: Path, source: str, groups: Iterable[Se
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"land-{source}") as pool, \
             ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"read-{source}") as reader:
         reads = {}
+        # the kernel reads ahead of the furthest group being read into memory: the group after
+        # next with a read thread, else the next one (read by the parse thread)
+        lead = 2 if source in _READ_AHEAD else 1
 
         def read_ahead(k: int) -> None:  # group k's files into memory, on the read thread
             days = planned(k) if source in _READ_AHEAD else None
@@ -639,7 +642,7 @@ def land_groups(lake: Lake, landing_root: Path, source: str, groups: Iterable[Se
         read_ahead(0)
         pending = pool.submit(start, current, reads.pop(0, None))
         read_ahead(1)
-        warm(2)
+        warm(lead)
         k, failed = 0, None
         while current is not None:
             commit = pending.result()
@@ -650,7 +653,7 @@ def land_groups(lake: Lake, landing_root: Path, source: str, groups: Iterable[Se
             if following is not None:
                 pending = pool.submit(start, following, reads.pop(k + 1, None))
                 read_ahead(k + 2)
-                warm(k + 3)
+                warm(k + 1 + lead)
             report = finish(commit, current)
             del commit
             yield report
