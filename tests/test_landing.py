@@ -235,6 +235,32 @@ def test_landing_days_together_equals_landing_them_one_by_one(small_landing, tmp
         assert a.equals(b), name
 
 
+def test_chunk_days_cuts_a_small_fleets_backfill_into_enough_groups(tmp_path, monkeypatch):
+    """A long backfill of a small fleet is cut into at least ``min_groups`` groups (so reading,
+    parsing and committing overlap), never below MIN_GROUP_BYTES and never above ``max_bytes``."""
+    import wattlake.landing as L
+
+    days = [f"2025-01-{d:02d}" for d in range(1, 31)] + [f"2025-02-{d:02d}" for d in range(1, 11)]
+    for k, day in enumerate(days):  # 40 days of 1,000 bytes, the first one empty
+        folder = tmp_path / "inverter" / day
+        folder.mkdir(parents=True)
+        (folder / "messages-000.jsonl").write_bytes(b"" if k == 0 else b"x" * 1000)
+    monkeypatch.setattr(L, "MIN_GROUP_BYTES", 1000)
+
+    def sizes(**kw):
+        groups = L.chunk_days(tmp_path, "inverter", days, **kw)
+        assert [d for g in groups for d in g] == days  # every day once, in order
+        return [len(g) for g in groups]
+
+    # 40 x 1,000 bytes / 20 groups: at most 2,000 bytes (2 days) per group
+    assert sizes(min_groups=20) == [3] + [2] * 18 + [1]
+    assert sizes(min_groups=1) == [40]                     # one group fits the whole backfill
+    assert sizes(min_groups=80) == [2] + [1] * 38          # never below MIN_GROUP_BYTES (1 day)
+    assert sizes(min_groups=1, max_bytes=3000) == [4] + [3] * 12  # max_bytes still bounds a group
+    assert list(L.iter_chunk_days(tmp_path, "inverter", days, min_groups=20)) == L.chunk_days(
+        tmp_path, "inverter", days, min_groups=20)
+
+
 def test_land_groups_with_prefetch_equals_land_group_by_group(small_landing, tmp_path):
     """The prefetching lander (next group parsed while this one MERGEs, groups planned lazily on a
     background thread, the group after next read ahead) changes no row and no count."""
