@@ -69,6 +69,10 @@ def _object(rng: random.Random, fields: list[tuple[str, str]]) -> str:
         items.append(("firmware", "str"))  # unknown key
     if rng.random() < 0.02 and items:
         items.append(items[0])  # duplicate key
+    if rng.random() < 0.05 and items:  # a key near the expected one: longer, shorter, escaped
+        k = rng.randrange(len(items))
+        key, kind = items[k]
+        items[k] = (rng.choice([key + "x", key[:-1], key[0] + f"\\u{ord(key[1]):04x}" + key[2:], key.upper()]), kind)
     parts = []
     for key, kind in items:
         if kind == "list":

@@ -201,6 +201,19 @@ def _key(buf, lo, hi, key_bytes, key_len, hint):  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True, _nrt=False)
+def _expected_key(buf, i, e, key_bytes, key_len, f):  # pragma: no cover - compiled
+    """buf[i] is a quote: the index of the closing quote when the key is exactly field ``f``'s
+    name, else -1 (the caller then reads the key the general way)."""
+    n = key_len[f]
+    if i + n + 1 >= e or buf[i + n + 1] != 34:
+        return -1
+    for j in range(n):
+        if buf[i + 1 + j] != key_bytes[f, j]:
+            return -1
+    return i + n + 1
+
+
+@njit(cache=True, nogil=True, _nrt=False)
 def _digits(buf, i, n):  # pragma: no cover - compiled
     """The value of the ``n`` decimal digits at ``i``, or -1."""
     v = 0
@@ -279,10 +292,13 @@ def _element(buf, i, e, pos, sub_kinds, sub_key_bytes, sub_key_len, sub_val, sub
     while True:
         if i >= e or buf[i] != 34:
             return -1
-        k = _string_end(buf, i, e)
-        if k < 0:
-            return -1
-        f = _key(buf, i + 1, k, sub_key_bytes, sub_key_len, hint)
+        f = hint if hint < sub_key_len.size else 0
+        k = _expected_key(buf, i, e, sub_key_bytes, sub_key_len, f)
+        if k < 0:  # not the field the schema has next: look the key up
+            k = _string_end(buf, i, e)
+            if k < 0:
+                return -1
+            f = _key(buf, i + 1, k, sub_key_bytes, sub_key_len, hint)
         if f < 0 or (seen >> f) & 1:
             return -1
         seen |= 1 << f
@@ -334,10 +350,13 @@ def _line(buf, i, e, r, kinds, key_bytes, key_len, str_lo, str_hi, num, num_ok, 
     while True:
         if i >= e or buf[i] != 34:
             return False, 0
-        k = _string_end(buf, i, e)
-        if k < 0:
-            return False, 0
-        f = _key(buf, i + 1, k, key_bytes, key_len, hint)
+        f = hint if hint < key_len.size else 0
+        k = _expected_key(buf, i, e, key_bytes, key_len, f)
+        if k < 0:  # not the field the schema has next: look the key up
+            k = _string_end(buf, i, e)
+            if k < 0:
+                return False, 0
+            f = _key(buf, i + 1, k, key_bytes, key_len, hint)
         if f < 0 or (seen >> f) & 1:
             return False, 0
         seen |= 1 << f
