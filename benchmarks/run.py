@@ -238,7 +238,8 @@ def run_pipeline(lake, landing: Path, days: list[str], workdir: Path | None = No
     Memory stays bounded whatever the fleet size: landing goes group by group
     (:func:`~wattlake.landing.chunk_days`, at most 256 MB of raw files each, at least 20 groups when
     they can be 32 MB or more), silver in steps of
-    :data:`~wattlake.modelling.CHUNK_SYSTEM_DAYS` system-days, gold month by month, alerts
+    :data:`~wattlake.modelling.CHUNK_SYSTEM_DAYS` system-days, gold in steps of
+    :data:`~wattlake.modelling.GOLD_SYSTEM_DAYS`, alerts
     :data:`~wattlake.modelling.ALERT_SYSTEMS_PER_STEP` systems at a time and the release month by
     month; nothing holds the fleet's readings.
     """

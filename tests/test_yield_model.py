@@ -473,6 +473,27 @@ def test_silver_steps_shrink_with_the_fleet_and_do_not_change_the_result(landed,
     assert after.sort(keys).equals(before.sort(keys))
 
 
+def test_gold_steps_do_not_change_the_result(landed, tmp_path, monkeypatch):
+    """Gold sums a bounded number of system-days per step, one commit each; one day per step
+    gives exactly the table the assets built (a whole small fleet's period in one step)."""
+    import shutil
+
+    from wattlake import modelling
+    from wattlake import tables as T
+    from wattlake.lake import Lake
+
+    lake, _, _, _ = landed
+    before = lake.read(T.SYSTEM_DAILY.name)
+    days = sorted(before["day"].unique().to_list())
+    copy = Lake(str(shutil.copytree(lake.root, tmp_path / "lake")))
+    version = copy.version(T.SYSTEM_DAILY.name)
+    monkeypatch.setattr(modelling, "GOLD_SYSTEM_DAYS", copy.read(T.SYSTEMS.name).height)  # a day per step
+    assert modelling.write_system_daily(copy, str(days[0]), str(days[-1]))["rows"] == before.height
+    assert copy.version(T.SYSTEM_DAILY.name) == version + len(days) > version + 1  # a commit per step
+    keys = list(T.SYSTEM_DAILY.keys)
+    assert copy.read(T.SYSTEM_DAILY.name).sort(keys).equals(before.sort(keys))
+
+
 def test_silver_write_failure_is_raised_after_the_steps_before_it_commit(landed, tmp_path, monkeypatch):
     """Silver reads, models and writes its steps on three threads. A write that fails is raised
     by write_pv_intervals; the steps before it are committed and nothing from it on is written."""
