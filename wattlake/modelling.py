@@ -17,7 +17,7 @@ import polars as pl
 from wattlake import tables as T
 from wattlake.alerts import INTERVAL_COLUMNS, detect_alerts
 from wattlake.lake import Lake
-from wattlake.performance import system_daily
+from wattlake.performance import DAILY_INPUT_COLUMNS, system_daily
 from wattlake.yield_model import expected_hourly, hourly_actuals, pv_intervals, readings_for_days
 
 #: the inverter reading columns :func:`~wattlake.yield_model.hourly_actuals` needs
@@ -129,7 +129,8 @@ def write_system_daily(lake: Lake, start, end) -> dict:
     rows = 0
     step = max(1, min(366, GOLD_SYSTEM_DAYS // max(systems.height, 1)))
     for first, last in day_chunks(start, end, step):
-        intervals = lake.read(T.PV_INTERVALS.name, filter=pl.col("day").is_between(first, last))
+        intervals = (lake.scan(T.PV_INTERVALS.name).filter(pl.col("day").is_between(first, last))
+                     .select(DAILY_INPUT_COLUMNS).collect())
         frame = system_daily(intervals, systems)
         _write_days(lake, T.SYSTEM_DAILY, frame, first, last)
         rows += frame.height
