@@ -2,8 +2,9 @@
 
 One call lands one source for one or more landing days (the folders
 ``<landing>/<source>/<YYYY-MM-DD>/``, named for the day the files arrived) in one commit per
-table (:meth:`~wattlake.lake.Lake.merge_insert`). Readings go to the partition of their own UTC day, so a late message lands where it
-belongs; quarantine rows go to the partition of the landing day that read them. Every call
+table (:meth:`~wattlake.lake.Lake.merge_insert`). Readings go to the partition of their own UTC
+day, so a late message lands where it belongs; quarantine rows go to the partition of the landing
+day that read them. Every call
 returns a :class:`LandingReport` whose counts add up,
 ``records = landed + duplicates + quarantined``, or raises :class:`ConservationError`.
 
