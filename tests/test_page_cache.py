@@ -81,4 +81,7 @@ def test_willneed_reads_the_whole_file_ahead(big_file: Path):
     deadline = time.monotonic() + 5
     while resident(big_file) < 0.99 and time.monotonic() < deadline:  # the reads are queued, not awaited
         time.sleep(0.02)
-    assert resident(big_file) >= 0.99  # all of it, not only the device's read-ahead window
+    # Far past the device's read-ahead window (8 MB of the 16 MB, 0.5), which one advice call
+    # would stop at. Not 1.0: the kernel's read-ahead is best-effort, and under memory pressure
+    # (a CI run beside another test) it skipped 1.6 % of the pages once.
+    assert resident(big_file) >= 0.9
