@@ -111,6 +111,28 @@ def test_solar_position_at_hour_midpoint_matches_hand_formula():
     assert 28.5 < z_hand < 30.0  # 52.37 - 23.44 = 28.93 at solar noon; 11:40 UTC is ~20 min past
 
 
+def test_linke_turbidity_is_pvlibs_lookup_read_once_per_site(monkeypatch):
+    import pandas as pd
+    import pvlib
+
+    calls = []
+    lookup = pvlib.clearsky.lookup_linke_turbidity
+    monkeypatch.setattr(pvlib.clearsky, "lookup_linke_turbidity",
+                        lambda *a, **k: calls.append(a[1:]) or lookup(*a, **k))
+    ym._turbidity_by_day.cache_clear()
+    # hour midpoints across an ordinary year into a leap year, and local (DST) times
+    times = [pd.date_range("2023-12-20", "2025-01-05", freq="h", tz="UTC") + pd.Timedelta(minutes=30),
+             pd.date_range("2027-03-20", periods=2000, freq="17min", tz="Europe/Amsterdam"),
+             pd.DatetimeIndex([pd.Timestamp("2028-02-29 12:30", tz="UTC")])]
+    for lat, lon in ((AMS_LAT, AMS_LON), (50.9, 5.77), (-33.9, 151.2)):
+        for t in times:
+            got = ym.linke_turbidity(t, lat, lon)
+            want = np.asarray(lookup(t, lat, lon), dtype=float)
+            np.testing.assert_array_equal(got, want)  # the same floats, not approximately
+    # two lookups per site (a common and a leap year), however many times are asked for
+    assert len(calls) == 3 * 2 and len(set(calls)) == 3
+
+
 @pytest.mark.parametrize("model", ["isotropic", "haydavies"])
 def test_poa_south_35_matches_hand_transposition(model):
     z, az = _hand_sun(_ts(2025, 6, 21, 11, 40), AMS_LAT, AMS_LON)
