@@ -76,6 +76,41 @@ def test_merge_insert_into_partitions_with_data_reads_keys_not_rows(local_lake, 
     assert sorted(out.get_column("system_id").to_list()) == ["a", "b", "c", "d", "e", "f"]
 
 
+def test_narrow_by_reads_only_the_files_that_can_hold_the_batch_value(local_lake):
+    """Sources share landed_files' day partitions: a batch of one source reads the present keys
+    only from files whose statistics admit that source. Proved by removing the other source's
+    data file: a read that opened it would fail. A batch of two sources reads every file."""
+    schema = pa.schema([("source", pa.string()), ("source_file", pa.string()), ("size_bytes", pa.int64()),
+                        ("day", pa.date32())])
+    conf = {"delta.dataSkippingStatsColumns": "day,source"}
+    keys = ["source", "source_file", "size_bytes"]
+    day = dt.date(2025, 6, 1)
+
+    def files(source, names):
+        return pl.DataFrame({"source": source, "source_file": [f"{source}/2025-06-01/{n}" for n in names],
+                             "size_bytes": 10, "day": day})
+
+    local_lake.merge_insert("bronze/files", files("meter", ["em_1.p1", "em_2.p1"]), keys, schema, configuration=conf)
+    local_lake.merge_insert("bronze/files", files("weather", ["knmi.txt"]), keys, schema, configuration=conf)
+    [meter_file] = [p for p in Path(local_lake.uri("bronze/files")).rglob("*.parquet")
+                    if "em_1" in pl.read_parquet(p).get_column("source_file").str.join("").item()]
+    again = files("weather", ["knmi.txt", "knmi-2.txt"])
+    # the meter file is never opened: its statistics say source = 'meter'
+    saved = meter_file.read_bytes()
+    meter_file.unlink()
+    assert local_lake.merge_insert("bronze/files", again, keys, schema, configuration=conf,
+                                   narrow_by="source").inserted == 1  # knmi.txt was present, dropped
+    with pytest.raises(OSError):  # without narrowing the present keys of every source are read
+        local_lake.merge_insert("bronze/files", again, keys, schema, configuration=conf)
+    meter_file.write_bytes(saved)
+    mixed = pl.concat([files("meter", ["em_2.p1", "em_3.p1"]), files("weather", ["knmi.txt"])])
+    assert local_lake.merge_insert("bronze/files", mixed, keys, schema, configuration=conf,
+                                   narrow_by="source").inserted == 1  # em_2 and knmi.txt present
+    out = local_lake.read("bronze/files")
+    assert sorted(out.get_column("source_file").str.split("/").list.last().to_list()) == [
+        "em_1.p1", "em_2.p1", "em_3.p1", "knmi-2.txt", "knmi.txt"]
+
+
 def test_merge_insert_is_one_append_that_carries_the_insert_transaction(local_lake):
     """An insert into a partitioned table is one append commit, no MERGE; it carries the Delta
     application transaction of inserts into that table (what makes concurrent inserts conflict)
@@ -129,9 +164,9 @@ def test_concurrent_inserts_never_insert_a_key_twice(local_lake, monkeypatch, ex
     other = Lake(local_lake.root)
     real_drop, raced, looks = lake_mod._drop_present, [], []
 
-    def look_then_race(table, data, keys, partition):
+    def look_then_race(table, data, keys, partition, narrow_by=None):
         looks.append(table.version())
-        found = real_drop(table, data, keys, partition)
+        found = real_drop(table, data, keys, partition, narrow_by)
         if not raced:  # the other writer commits right after this writer looked
             raced.append("racing")
             raced[0] = other.merge_insert("bronze/t", rows(["x", "y"], day=day, offset=20), keys, SCHEMA,

@@ -200,7 +200,8 @@ class Lake:
     def merge_insert(self, table: str, data: pa.Table | pl.DataFrame, keys: Iterable[str],
                      schema: pa.Schema, partition_by: str | None = "day",
                      configuration: Mapping[str, str] | None = None,
-                     writer_properties: WriterProperties | None = None, by_merge: bool = False) -> MergeResult:
+                     writer_properties: WriterProperties | None = None, by_merge: bool = False,
+                     narrow_by: str | None = None) -> MergeResult:
         """Insert rows whose natural key is not yet in the table.
 
         ``data`` must already be free of duplicate keys. Returns the rows inserted and the table
@@ -223,6 +224,12 @@ class Lake:
         meters (2026-11-24). An unpartitioned table always takes a MERGE on the key columns (the
         MERGE's own conflict check). No path writes a data value into the transaction log (see
         the erasure design).
+
+        ``narrow_by`` names a key column that, in a batch, often holds one value (the ``source``
+        of ``bronze/landed_files`` and ``bronze/quarantine``, which share day partitions among
+        the sources). When it does, the present keys are read only from the files whose column
+        statistics admit that value: landing a year of weather no longer reads the names of the
+        73 k meter and device files of the same days (0.42 s at 100 homes).
         """
         _check_columns(data, schema)
         dt = self.ensure(table, schema, [partition_by] if partition_by else (), configuration)
@@ -235,7 +242,7 @@ class Lake:
             if partition_by:
                 # rows already present are dropped before the Arrow export: a Polars filter runs
                 # on all cores, pyarrow's one column at a time (0.13 s per 840 k inverter rows)
-                src = _drop_present(t, data, keys, partition_by)
+                src = _drop_present(t, data, keys, partition_by, narrow_by)
                 if not by_merge or len(src) == 0:
                     return _ExclusiveAppend(t, table, _to_arrow(src, schema), writer_properties)
                 return (t.merge(_to_arrow(src, schema), predicate=cond + _in_literals(partition_by, ()),
@@ -440,12 +447,15 @@ def _insert_commit(table: str, dt: DeltaTable) -> CommitProperties:
     return CommitProperties(app_transactions=[Transaction(INSERT_APP_ID + table, dt.version() + 1)])
 
 
-def _drop_present(dt: DeltaTable, data: Frame, keys: list[str], partition: str) -> Frame:
+def _drop_present(dt: DeltaTable, data: Frame, keys: list[str], partition: str,
+                  narrow_by: str | None = None) -> Frame:
     """Rows of ``data`` whose key is not yet in ``dt``.
 
     Only the key columns of the batch's partitions that already hold files are read (a narrow
-    read; nothing is read for new partitions). ``data`` comes back as the kind it went in
-    (Polars or Arrow), unfiltered when nothing is present.
+    read; nothing is read for new partitions). When the key column ``narrow_by`` holds one value
+    in all of ``data``, only rows with that value can match, and the files whose statistics rule
+    it out are not opened. ``data`` comes back as the kind it went in (Polars or Arrow),
+    unfiltered when nothing is present.
     """
     polars_in = isinstance(data, pl.DataFrame)
     values = (data.get_column(partition).unique().to_list() if polars_in
@@ -455,9 +465,14 @@ def _drop_present(dt: DeltaTable, data: Frame, keys: list[str], partition: str) 
     if not old:
         return data
     cols = list(dict.fromkeys([*keys, partition]))
+    where = pc.field(partition).isin(old)
+    if narrow_by is not None:
+        one = (data.get_column(narrow_by) if polars_in else pl.from_arrow(data.column(narrow_by))).unique()
+        if one.len() == 1 and one.null_count() == 0:
+            where &= pc.field(narrow_by) == one[0]  # pruned by the files' min/max statistics
     present = pl.from_arrow(
         dt.to_pyarrow_dataset(file_pruning_predicate=[(partition, "in", [str(v) for v in old])])
-        .to_table(columns=cols, filter=pc.field(partition).isin(old)))
+        .to_table(columns=cols, filter=where))
     if present.height == 0:
         return data
     batch = (data.select(cols) if polars_in else pl.from_arrow(data.select(cols))).cast(present.schema)

@@ -9,7 +9,7 @@ returns a :class:`LandingReport` whose counts add up,
 ``records = landed + duplicates + quarantined``, or raises :class:`ConservationError`.
 
 Idempotence: bronze tables are insert-if-absent on their natural key, quarantine on
-(source_file, line_no); landing the same files again inserts nothing.
+(source, source_file, line_no); landing the same files again inserts nothing.
 
 Many groups of days (:func:`chunk_days`, or lazily :func:`iter_chunk_days`) are landed by
 :func:`land_groups`, which reads the group after next and parses the next group while the
@@ -303,7 +303,7 @@ def _quarantine(lake: Lake, source: str, rejects: pl.DataFrame, now: dt.datetime
         _landed_at(now),
     ).unique(subset=list(T.QUARANTINE.keys), keep="first", maintain_order=True)
     lake.merge_insert(T.QUARANTINE.name, rows, T.QUARANTINE.keys, T.QUARANTINE.schema,
-                      configuration=T.QUARANTINE.configuration)
+                      configuration=T.QUARANTINE.configuration, narrow_by="source")
 
 
 def _file_ordered(frame: pl.DataFrame) -> pl.DataFrame:
@@ -349,7 +349,8 @@ def _record_files(lake: Lake, source: str, files: pl.DataFrame, now: dt.datetime
     rows = files.with_columns(
         pl.lit(source).alias("source"), _landing_day(), _landed_at(now),
     ).unique(subset=list(spec.keys), keep="first", maintain_order=True)
-    lake.merge_insert(spec.name, rows, spec.keys, spec.schema, configuration=spec.configuration)
+    lake.merge_insert(spec.name, rows, spec.keys, spec.schema, configuration=spec.configuration,
+                      narrow_by="source")
 
 
 def _finish(lake: Lake, spec: T.TableSpec, report: LandingReport, good: pl.DataFrame,

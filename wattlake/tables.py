@@ -158,7 +158,7 @@ QUARANTINE = TableSpec(
         ("reason", pa.string()), ("raw_text", pa.string()), ("day", pa.date32()),
         ("landed_at_utc", UTC_TS),
     ),
-    keys=("source_file", "line_no"), partition_by="day", stats_columns=("day", "source"),
+    keys=("source", "source_file", "line_no"), partition_by="day", stats_columns=("day", "source"),
     description="Every rejected input record with its source file, line, reason and raw text; day is "
     "the landing partition that read it. Raw text is kept for 90 days (retention).",
 )
@@ -167,7 +167,7 @@ LANDED_FILES = TableSpec(
     "bronze/landed_files",
     _schema(("source", pa.string()), ("source_file", pa.string()), ("size_bytes", pa.int64()),
             ("day", pa.date32()), ("landed_at_utc", UTC_TS)),
-    keys=("source_file", "size_bytes"), partition_by="day", stats_columns=("day", "source"),
+    keys=("source", "source_file", "size_bytes"), partition_by="day", stats_columns=("day", "source"),
     description="Every landing file a landing commit read, with its size as read; day is the landing "
     "day folder. A row is written after the commit of the file's records, so a file listed here "
     "(at this size) is in the lake; retention deletes only such raw files.",
