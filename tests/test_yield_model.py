@@ -516,6 +516,33 @@ def test_gold_steps_do_not_change_the_result(landed, tmp_path, monkeypatch):
     assert copy.read(T.SYSTEM_DAILY.name).sort(keys).equals(before.sort(keys))
 
 
+def test_gold_files_take_dictionaries_and_statistics_only_where_listed(landed):
+    """gold/system_daily is written with its table's writer properties: dictionary pages on its
+    low-cardinality columns only (a year opens 365 day files at once, and a dictionary per column
+    and file cost 640 MB), Parquet statistics on its statistics columns only, and the Delta log
+    keeps min/max of day and system_id for file skipping."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from wattlake import tables as T
+
+    lake, _, _, _ = landed
+    spec = T.SYSTEM_DAILY
+    table = lake.table(spec.name)
+    files = table.file_uris()
+    assert files and spec.dictionary_columns
+    meta = pq.ParquetFile(files[0]).metadata
+    assert meta.num_columns == len(spec.schema.names) - 1  # all but the partition column
+    for i in range(meta.num_columns):
+        chunk = meta.row_group(0).column(i)
+        name = chunk.path_in_schema
+        assert chunk.has_dictionary_page == (name in spec.dictionary_columns), name
+        assert (chunk.statistics is not None and chunk.statistics.has_min_max) == (name in spec.stats_columns), name
+    actions = pa.table(table.get_add_actions(flatten=True))
+    for column in ("min.system_id", "max.system_id"):
+        assert actions.column(column).null_count == 0, column
+
+
 def test_silver_write_failure_is_raised_after_the_steps_before_it_commit(landed, tmp_path, monkeypatch):
     """Silver reads, models and writes its steps on three threads. A write that fails is raised
     by write_pv_intervals; the steps before it are committed and nothing from it on is written."""

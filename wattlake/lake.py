@@ -291,14 +291,15 @@ class Lake:
 
     def overwrite(self, table: str, data: pa.Table | pl.DataFrame, schema: pa.Schema,
                   partition_by: str | None = None, predicate: str | None = None,
-                  configuration: Mapping[str, str] | None = None) -> int:
+                  configuration: Mapping[str, str] | None = None,
+                  writer_properties: WriterProperties | None = None) -> int:
         """Replace a table's content (or the rows matching ``predicate``) atomically."""
         arrow = _to_arrow(data, schema)
         self.ensure(table, schema, [partition_by] if partition_by else (), configuration)
         write_deltalake(
             self.uri(table), arrow, mode="overwrite", predicate=predicate,
             partition_by=[partition_by] if partition_by else None,
-            storage_options=self._so(),
+            storage_options=self._so(), writer_properties=writer_properties,
         )
         return arrow.num_rows
 

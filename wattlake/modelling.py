@@ -86,7 +86,8 @@ def pv_intervals_from(inputs: dict[str, pl.DataFrame], first: dt.date, last: dt.
 def _write_days(lake: Lake, spec: T.TableSpec, frame: pl.DataFrame, first: dt.date, last: dt.date) -> None:
     """Replace the table's partitions ``first..last`` with ``frame`` (one atomic commit)."""
     lake.overwrite(spec.name, frame, spec.schema, partition_by="day",
-                   predicate=f"day >= '{first}' AND day <= '{last}'", configuration=spec.configuration)
+                   predicate=f"day >= '{first}' AND day <= '{last}'", configuration=spec.configuration,
+                   writer_properties=spec.writer_properties)
 
 
 def write_pv_intervals(lake: Lake, start, end, progress: Callable[[str], None] | None = None) -> dict:
