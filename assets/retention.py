@@ -3,7 +3,7 @@
 
 import dagster as dg
 
-from pipelines.resources import LakeResource, LandingResource
+from pipelines.resources import ExportsResource, LakeResource, LandingResource
 from wattlake.retention import POLICY, apply_retention
 
 
@@ -14,15 +14,18 @@ from wattlake.retention import POLICY, apply_retention
     f"{POLICY.ip_truncate_after_days} days and removed after {POLICY.ip_remove_after_months} months; raw P1 "
     f"telegrams dropped after {POLICY.telegram_raw_after_days} days; quarantine raw text after "
     f"{POLICY.quarantine_raw_after_days} days; old versions and logs purged; the same limits on the landing "
-    "folder's raw files (addresses rewritten, landed P1 files deleted).",
+    "folder's raw files (addresses rewritten, landed P1 files deleted); installer notice folders deleted "
+    f"{POLICY.notice_folders_after_days} days after they were sent.",
     kinds={"deltalake", "polars"},
     pool="lake_retention",
 )
-def retention(context: dg.AssetExecutionContext, lake: LakeResource, landing: LandingResource) -> dg.MaterializeResult:
-    """Apply :data:`wattlake.retention.POLICY` as of now, to the lake and the landing folder; counts
-    only in the metadata."""
+def retention(context: dg.AssetExecutionContext, lake: LakeResource, landing: LandingResource,
+              exports: ExportsResource) -> dg.MaterializeResult:
+    """Apply :data:`wattlake.retention.POLICY` as of now, to the lake, the landing folder and the
+    installer notice folders under the exports root; counts only in the metadata."""
     root = landing.path()
-    report = apply_retention(lake.lake(), landing_root=root if root.is_dir() else None)
+    report = apply_retention(lake.lake(), landing_root=root if root.is_dir() else None,
+                             export_root=exports.export_root())
     context.log.info(f"retention: {report.ips_truncated} IPs truncated, {report.ips_removed} removed, "
                      f"{report.telegrams_dropped} telegrams and {report.quarantine_raw_dropped} "
                      "quarantine texts dropped")
@@ -32,6 +35,7 @@ def retention(context: dg.AssetExecutionContext, lake: LakeResource, landing: La
         "quarantine_raw_dropped": report.quarantine_raw_dropped,
         "tables_purged": dg.MetadataValue.json(report.tables_purged), "audit_request_id": report.request_id,
         "landing": dg.MetadataValue.json(vars(report.landing) if report.landing else None),
+        "notice_folders_deleted": report.notice_folders_deleted, "notice_files_deleted": report.notice_files_deleted,
     })
 
 

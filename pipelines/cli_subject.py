@@ -10,7 +10,7 @@
                                                      and the landing folder (``--no-dagster``/``--no-landing``
                                                      to skip one knowingly)
 ``wattlake subject scrub-landing [--landing DIR]``   remove erased subjects' records from the landing folder
-``wattlake retention [--dry-run] [--now ISO]``       apply the retention policy (lake and landing folder)
+``wattlake retention [--dry-run] [--now ISO]``       apply the retention policy (lake, landing folder, notice folders)
 
 Output is request ids, counts and paths: never personal data, never a value given to ``--set``.
 """
@@ -162,7 +162,7 @@ def cmd_scrub_landing(args) -> int:
 
 
 def cmd_retention(args) -> int:
-    from wattlake.retention import apply_retention
+    from wattlake.retention import POLICY, apply_retention
 
     now = args.now or dt.datetime.now(dt.UTC)
     if now.tzinfo is None:
@@ -173,8 +173,11 @@ def cmd_retention(args) -> int:
     landing = landing_root(args.landing)
     if not landing.is_dir():
         _say(f"landing folder {landing} not found: only the lake (pass --landing or set WATTLAKE_LANDING)")
+    from wattlake.exports import ExportRoot
+
     r = apply_retention(Lake.from_env(args.lake), now, dry_run=args.dry_run,
-                        landing_root=landing if landing.is_dir() else None)
+                        landing_root=landing if landing.is_dir() else None,
+                        export_root=ExportRoot.from_env(args.exports))
     _say(f"retention{' (dry run)' if args.dry_run else ''} as of {now:%Y-%m-%d}: {r.ips_truncated:,} IPs truncated "
          f"({r.ip_rows_merged:,} rows merged), {r.ips_removed:,} IP rows removed, {r.telegrams_dropped:,} raw "
          f"telegrams and {r.quarantine_raw_dropped:,} quarantine texts dropped; purged {r.tables_purged} "
@@ -184,6 +187,8 @@ def cmd_retention(args) -> int:
         _say(f"  landing folder: {lr.ips_truncated:,} addresses truncated and {lr.ips_removed:,} removed in "
              f"{lr.ip_files_rewritten:,} files; {lr.telegram_files_deleted:,} P1 files deleted, "
              f"{lr.telegram_files_kept_unlanded:,} kept (never landed)")
+    _say(f"  exports: {r.notice_folders_deleted:,} installer notice folders ({r.notice_files_deleted:,} files) "
+         f"sent more than {POLICY.notice_folders_after_days} days ago {'would be ' if args.dry_run else ''}deleted")
     return 0
 
 
@@ -244,8 +249,10 @@ def register(sub) -> None:
     sc.add_argument("--landing", help="landing folder (default $WATTLAKE_LANDING or ./landing)")
     sc.set_defaults(func=cmd_scrub_landing)
 
-    t = sub.add_parser("retention", help="apply the retention policy (IPs, raw telegrams, quarantine text)")
+    t = sub.add_parser("retention", help="apply the retention policy (IPs, raw telegrams, quarantine text, notice folders)")
     t.add_argument("--dry-run", action="store_true", help="count only")
     t.add_argument("--now", type=iso_time, help="reference time (ISO 8601, default now)")
     t.add_argument("--landing", help="landing folder (default $WATTLAKE_LANDING or ./landing)")
+    t.add_argument("--exports", help="exports root whose installer notice folders expire "
+                                     "(default $WATTLAKE_EXPORTS or ./exports)")
     t.set_defaults(func=cmd_retention)

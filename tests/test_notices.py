@@ -271,3 +271,68 @@ def test_a_failed_ledger_write_sends_the_same_notices_again(local_lake, tmp_path
     second = pl.read_csv(root.read(f"{again.folders[0]}/notices.csv"))
     assert second.get_column("notice_id").to_list() == first.get_column("notice_id").to_list()
     assert send_notices(local_lake, root, now=now + dt.timedelta(hours=2)).notices == 0
+
+
+def _two_batches(lake, root) -> tuple[dt.datetime, list[str], list[str]]:
+    """A first delivery, and 60 days later a second one (one episode ended): their folders."""
+    current = alerts(("s1", "outage", 20, 30, "high", "inst_a"), ("s3", "dead_string", 25, 30, "medium", "inst_b"))
+    _lake(lake, current, through=30)
+    t0 = dt.datetime(2025, 7, 2, 4, 30, tzinfo=dt.UTC)
+    first = send_notices(lake, root, now=t0).folders
+    _lake(lake, alerts(("s1", "outage", 20, 30, "high", "inst_a"), ("s3", "dead_string", 25, 36, "medium", "inst_b")),
+          through=40)
+    second = send_notices(lake, root, now=t0 + dt.timedelta(days=60)).folders
+    assert len(first) == 2 and len(second) >= 1
+    return t0, first, second
+
+
+def test_retention_deletes_notice_folders_sent_more_than_90_days_ago(local_lake, tmp_path):
+    """Retention deletes the installer folders of batches sent over 90 days ago, files and folders;
+    later batches, the ledger and a folder retention did not write stay. A dry run only counts."""
+    from wattlake import tables as T
+    from wattlake.audit import history
+    from wattlake.exports import ExportRoot
+    from wattlake.retention import POLICY, apply_retention
+
+    root = ExportRoot(str(tmp_path / "exports"))
+    t0, first, second = _two_batches(local_lake, root)
+    root.write("installers/inst_a/notes/readme.txt", b"kept by hand")  # not a batch: never aged
+    ledger = local_lake.read(T.INSTALLER_NOTICES.name)
+    files = root.list("installers")
+    day_91 = t0 + dt.timedelta(days=POLICY.notice_folders_after_days + 1)
+
+    dry = apply_retention(local_lake, now=day_91, export_root=root, dry_run=True)
+    assert (dry.notice_folders_deleted, dry.notice_files_deleted) == (2, 6)  # csv, json, manifest each
+    assert root.list("installers") == files
+    # on day 90 the first batch is not yet past the limit
+    assert apply_retention(local_lake, now=day_91 - dt.timedelta(days=1), export_root=root).notice_folders_deleted == 0
+
+    report = apply_retention(local_lake, now=day_91, export_root=root)
+    assert (report.notice_folders_deleted, report.notice_files_deleted) == (2, 6)
+    left = root.list("installers")
+    assert not [f for f in left if any(f.startswith(rel + "/") for rel in first)]
+    assert not (tmp_path / "exports" / first[0]).exists()  # the emptied folder went too
+    assert "installers/inst_a/notes/readme.txt" in left
+    for rel in second:
+        assert verify_notices(root.folder(rel)).ok
+    assert local_lake.read(T.INSTALLER_NOTICES.name).equals(ledger)  # what was told stays known
+    audit = json.loads(history(local_lake).filter(pl.col("request_type") == "retention")["details"][-1])
+    assert audit["notice_folders_deleted"] == 2
+    # nothing is sent again: the next delivery is planned from the ledger, not the folders
+    assert send_notices(local_lake, root, now=day_91).notices == 0
+    assert apply_retention(local_lake, now=day_91, export_root=root).notice_folders_deleted == 0
+
+
+@pytest.mark.s3
+def test_retention_deletes_old_notice_folders_on_s3(local_lake, s3_env):
+    """The same on an S3 exports root (the moto server started by the tests): one DeleteObjects."""
+    from wattlake.exports import ExportRoot
+    from wattlake.retention import apply_retention
+
+    root = ExportRoot(s3_env + "-exports")
+    t0, first, second = _two_batches(local_lake, root)
+    report = apply_retention(local_lake, now=t0 + dt.timedelta(days=100), export_root=root)
+    assert report.notice_folders_deleted == 2
+    left = root.list("installers")
+    assert left and not [f for f in left if any(f.startswith(rel + "/") for rel in first)]
+    assert all(any(f.startswith(rel + "/") for rel in second) for f in left)

@@ -187,14 +187,19 @@ def test_retention_asset_materialises_with_counts(lake_copy, small_landing, tmp_
     import dagster as dg
 
     from assets.retention import retention
-    from pipelines.resources import LakeResource, LandingResource
+    from pipelines.resources import ExportsResource, LakeResource, LandingResource
 
     # full addresses on a day 40 days back (landing stores the fleet's old days truncated already)
     _add_ips(lake_copy, dt.datetime.now(UTC).date() - dt.timedelta(days=40),
              lake_copy.read(T.SYSTEMS.name)["system_id"][0])
     landing = shutil.copytree(small_landing[0], tmp_path / "landing")
+    exports = tmp_path / "exports"
+    old = exports / "installers" / "inst_a" / "20240102T043000Z"  # a notice batch long past its limit
+    old.mkdir(parents=True)
+    (old / "notices.csv").write_text("notice_id\n")
     result = dg.materialize([retention], resources={"lake": LakeResource(root=lake_copy.root),
-                                                    "landing": LandingResource(root=str(landing))})
+                                                    "landing": LandingResource(root=str(landing)),
+                                                    "exports": ExportsResource(root=str(exports))})
     assert result.success
     md = {k: v.value for k, v in result.get_asset_materialization_events()[0].materialization.metadata.items()}
     # the small fleet's days are long past the limits today: truncated and dropped, counted
@@ -203,6 +208,7 @@ def test_retention_asset_materialises_with_counts(lake_copy, small_landing, tmp_
     # and to the landing folder: addresses rewritten (truncated or removed), landed P1 files deleted
     assert md["landing"]["ips_truncated"] + md["landing"]["ips_removed"] > 0
     assert md["landing"]["telegram_files_deleted"] == len(list((small_landing[0] / "meter").rglob("*.p1")))
+    assert (md["notice_folders_deleted"], md["notice_files_deleted"]) == (1, 1) and not old.exists()
 
 
 def test_retention_schedule_is_daily():

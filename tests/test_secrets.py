@@ -59,10 +59,10 @@ def test_full_run_leaks_no_secret(s3_env, small_landing, tmp_path, monkeypatch, 
         materialize_all(days[0], days[-1], instance=instance, lake_root=s3_env, landing=str(landing))
         lake = Lake(s3_env)
         from assets.retention import retention
-        from pipelines.resources import LakeResource, LandingResource
+        from pipelines.resources import ExportsResource, LakeResource, LandingResource
 
         own = shutil.copytree(landing, tmp_path / "landing")  # retention rewrites the landing folder
-        dg.materialize([retention], resources={"lake": LakeResource(root=s3_env),
+        dg.materialize([retention], resources={"lake": LakeResource(root=s3_env), "exports": ExportsResource(),
                                                "landing": LandingResource(root=str(own))}, instance=instance)
         apply_retention(lake, dt.datetime.now(dt.UTC) + dt.timedelta(days=500))
 

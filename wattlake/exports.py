@@ -6,6 +6,8 @@ S3-compatible server). Layout (DESIGN.md):
 
 - ``exports/insurers/<insurer>/<claim>/`` -- guarantee evidence packs
 - ``exports/research/<partner>/<release>/`` -- anonymised research releases
+- ``exports/installers/<installer>/<batch>/`` -- underperformance notices (deleted after
+  ``notice_folders_after_days`` by retention, :mod:`wattlake.retention`)
 
 Each pack is written by :class:`ExportFolder`, which remembers the SHA-256 of everything it wrote
 so the manifest lists exactly those files.
@@ -120,6 +122,43 @@ class ExportRoot:
         if not base.exists():
             return []
         return sorted(str(p.relative_to(self.root)) for p in base.rglob("*") if p.is_file())
+
+    def delete(self, rels: list[str]) -> int:
+        """Delete the files ``rels`` (paths relative to the root); local folders left empty go too.
+        On S3 in batches of 1,000 keys (``DeleteObjects``); a key S3 refuses raises. Returns the
+        files deleted (a file already gone is not counted)."""
+        if not rels:
+            return 0
+        if self.is_s3:
+            bucket, prefix = _split_s3(self.root)
+            s3, done = _s3_client(), 0
+            keys = [f"{prefix}/{rel}".lstrip("/") for rel in rels]
+            for i in range(0, len(keys), 1000):  # loop over batches of 1,000 keys (the API's limit)
+                out = s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in keys[i:i + 1000]],
+                                                               "Quiet": True})
+                if out.get("Errors"):
+                    first = out["Errors"][0]
+                    raise OSError(f"S3 refused to delete {len(out['Errors'])} export objects "
+                                  f"({first.get('Code')}: {first.get('Message')})")
+                done += len(keys[i:i + 1000])
+            return done
+        done, parents = 0, set()
+        for rel in rels:  # loop over files
+            path = Path(self.root) / rel
+            try:
+                path.unlink()
+                done += 1
+            except FileNotFoundError:
+                continue
+            parents.add(path.parent)
+        for folder in sorted(parents, key=lambda d: -len(d.parts)):  # deepest first
+            while folder != Path(self.root) and Path(self.root) in folder.parents:
+                try:
+                    folder.rmdir()  # only when empty
+                except OSError:
+                    break
+                folder = folder.parent
+        return done
 
     def exists(self, rel: str) -> bool:
         if self.is_s3:

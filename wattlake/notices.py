@@ -54,6 +54,8 @@ NOTICE_KINDS = ("new", "escalated", "ended", "reopened", "withdrawn")
 #: also the largest gap between two day ranges that are still one episode
 GAP_DAYS = 3
 SEVERITY_RANK = {"low": 1, "medium": 2, "high": 3}
+#: a batch's id and folder name: the UTC time it was sent
+BATCH_FORMAT = "%Y%m%dT%H%M%SZ"
 WITHDRAWN_REASON = ("No longer detected: the days behind this alert were corrected or completed "
                     "by later data. No action needed.")
 
@@ -211,7 +213,7 @@ def send_notices(lake, export_root, now: dt.datetime | None = None, dry_run: boo
     from wattlake.exports import code_version
 
     now = now or dt.datetime.now(dt.UTC)
-    batch = now.strftime("%Y%m%dT%H%M%SZ")
+    batch = now.strftime(BATCH_FORMAT)
     report = NoticeReport(batch, dry_run=dry_run)
     if not lake.exists(T.ALERTS.name):
         log.info("installer notices: no alerts table yet")
@@ -303,6 +305,24 @@ def erase_from_notices(export_root, system_ids) -> int:
         _write_folder(folder, manifest["installer_id"], delivered.select(DELIVERED_COLUMNS), base)
         removed += int(hit.sum())
     return removed
+
+
+def delivered_batches(export_root) -> pl.DataFrame:
+    """The installer folders under ``export_root``: ``folder`` (``installers/<installer>/<batch>``),
+    ``sent_at_utc`` (from the batch name; null where the name is not a batch time) and ``files``
+    (a list of paths relative to the root)."""
+    schema = {"folder": pl.String, "sent_at_utc": pl.Datetime("us", "UTC"), "files": pl.List(pl.String)}
+    if export_root is None:
+        return pl.DataFrame(schema=schema)
+    files = pl.DataFrame({"path": export_root.list("installers")}, schema={"path": pl.String})
+    parts = pl.col("path").str.split("/")
+    return (files.filter(parts.list.len() >= 4)
+            .group_by(parts.list.slice(0, 3).list.join("/").alias("folder"), maintain_order=True)
+            .agg(pl.col("path").alias("files"))
+            .with_columns(pl.col("folder").str.split("/").list.get(2)
+                          .str.strptime(pl.Datetime("us"), BATCH_FORMAT, strict=False)
+                          .dt.replace_time_zone("UTC").alias("sent_at_utc"))
+            .select(list(schema)).sort("folder"))
 
 
 def _restricted_systems(lake, versions: dict[str, int]) -> list[str]:

@@ -7,6 +7,10 @@
 - ``bronze/meter_readings.raw_telegram``: the raw P1 text is dropped (set null) after 90 days; the
   parsed values stay (every row in the table was parsed: rejects live in quarantine).
 - ``bronze/quarantine.raw_text``: dropped after 90 days (source file, line and reason stay).
+- Installer notice folders (``exports/installers/<installer>/<batch>/``, given ``export_root``):
+  deleted 90 days after the batch was sent (:func:`retain_notice_folders`). They are the
+  outbox installers fetch from; what each was told stays in ``gold/installer_notices``, which the
+  next deliveries are planned from.
 - The landing folder (given ``landing_root``) holds the same data raw, so the same limits hold
   there (:func:`retain_landing`), counted on the landing day folder (a file in ``<day>`` holds
   data of that day or earlier): the ``remote_ip`` values of inverter message files are rewritten to
@@ -51,6 +55,7 @@ class RetentionPolicy:
     ipv6_prefix: int = 48
     telegram_raw_after_days: int = 90
     quarantine_raw_after_days: int = 90
+    notice_folders_after_days: int = 90
 
 
 #: THE retention policy (the only place the limits are configured)
@@ -69,6 +74,8 @@ class RetentionReport:
     tables_purged: list[str] = field(default_factory=list)
     request_id: str | None = None
     landing: "LandingRetention | None" = None  # None: no landing folder given
+    notice_folders_deleted: int | None = None  # None: no exports root given
+    notice_files_deleted: int | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -275,10 +282,33 @@ def _null_column(lake: Lake, spec: T.TableSpec, column: str, before: dt.date, dr
     return n
 
 
+def retain_notice_folders(export_root, today: dt.date, policy: RetentionPolicy = POLICY,
+                          dry_run: bool = False) -> tuple[int, int]:
+    """Delete the installer notice folders sent before ``today - notice_folders_after_days``;
+    returns (folders, files) deleted (or, in a dry run, that would be). A folder whose name is not a
+    batch time is kept and logged: retention does not guess the age of what it did not write."""
+    from wattlake.notices import delivered_batches
+
+    batches = delivered_batches(export_root)
+    before = dt.datetime.combine(today - dt.timedelta(days=policy.notice_folders_after_days), dt.time(),
+                                 tzinfo=dt.timezone.utc)
+    unknown = batches.filter(pl.col("sent_at_utc").is_null()).height
+    if unknown:
+        log.warning("retention: %d installer folders whose name is not a batch time were kept", unknown)
+    old = batches.filter(pl.col("sent_at_utc") < before)
+    files = old.get_column("files").explode().drop_nulls().to_list()
+    if files and not dry_run:
+        export_root.delete(files)
+    return old.height, len(files)
+
+
 def apply_retention(lake: Lake, now: dt.datetime | None = None, policy: RetentionPolicy = POLICY,
-                    dry_run: bool = False, landing_root: str | Path | None = None) -> RetentionReport:
+                    dry_run: bool = False, landing_root: str | Path | None = None,
+                    export_root=None) -> RetentionReport:
     """Apply ``policy`` as of ``now`` (UTC; default: the current time) and purge old versions;
-    given ``landing_root``, to the landing folder's raw files too (:func:`retain_landing`).
+    given ``landing_root``, to the landing folder's raw files too (:func:`retain_landing`); given
+    ``export_root`` (:class:`~wattlake.exports.ExportRoot`), to the installer notice folders
+    (:func:`retain_notice_folders`).
 
     ``dry_run`` only counts. Safe to re-run: a second run on the same day changes nothing.
     """
@@ -298,6 +328,9 @@ def apply_retention(lake: Lake, now: dt.datetime | None = None, policy: Retentio
         changed.append(T.QUARANTINE.name)
     if landing_root is not None and Path(landing_root).is_dir():
         report.landing = retain_landing(lake, landing_root, today, policy, dry_run)
+    if export_root is not None:
+        report.notice_folders_deleted, report.notice_files_deleted = retain_notice_folders(
+            export_root, today, policy, dry_run)
     if not dry_run:
         for name in changed:
             lake.purge_history(name)
@@ -308,4 +341,8 @@ def apply_retention(lake: Lake, now: dt.datetime | None = None, policy: Retentio
     log.info("retention%s: %d IPs truncated (%d rows merged), %d IP rows removed, %d telegrams and %d "
              "quarantine texts dropped", " (dry run)" if dry_run else "", report.ips_truncated,
              report.ip_rows_merged, report.ips_removed, report.telegrams_dropped, report.quarantine_raw_dropped)
+    if report.notice_folders_deleted is not None:
+        log.info("retention%s: %d installer notice folders (%d files) older than %d days deleted",
+                 " (dry run)" if dry_run else "", report.notice_folders_deleted, report.notice_files_deleted,
+                 policy.notice_folders_after_days)
     return report
