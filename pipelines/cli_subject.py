@@ -162,6 +162,7 @@ def cmd_scrub_landing(args) -> int:
 
 
 def cmd_retention(args) -> int:
+    from wattlake.exports import ExportRoot
     from wattlake.retention import POLICY, apply_retention
 
     now = args.now or dt.datetime.now(dt.UTC)
@@ -173,8 +174,6 @@ def cmd_retention(args) -> int:
     landing = landing_root(args.landing)
     if not landing.is_dir():
         _say(f"landing folder {landing} not found: only the lake (pass --landing or set WATTLAKE_LANDING)")
-    from wattlake.exports import ExportRoot
-
     r = apply_retention(Lake.from_env(args.lake), now, dry_run=args.dry_run,
                         landing_root=landing if landing.is_dir() else None,
                         export_root=ExportRoot.from_env(args.exports))

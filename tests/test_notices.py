@@ -286,7 +286,7 @@ def _two_batches(lake, root) -> tuple[dt.datetime, list[str], list[str]]:
     return t0, first, second
 
 
-def test_retention_deletes_notice_folders_sent_more_than_90_days_ago(local_lake, tmp_path):
+def test_retention_deletes_notice_folders_sent_more_than_90_days_ago(local_lake, tmp_path, capsys):
     """Retention deletes the installer folders of batches sent over 90 days ago, files and folders;
     later batches, the ledger and a folder retention did not write stay. A dry run only counts."""
     from wattlake import tables as T
@@ -303,6 +303,12 @@ def test_retention_deletes_notice_folders_sent_more_than_90_days_ago(local_lake,
 
     dry = apply_retention(local_lake, now=day_91, export_root=root, dry_run=True)
     assert (dry.notice_folders_deleted, dry.notice_files_deleted) == (2, 6)  # csv, json, manifest each
+    from pipelines.cli import main
+
+    capsys.readouterr()
+    assert main(["--lake", local_lake.root, "retention", "--dry-run", "--now", day_91.isoformat(),
+                 "--exports", root.root]) == 0
+    assert "2 installer notice folders (6 files) sent more than 90 days ago would be deleted" in capsys.readouterr().out
     assert root.list("installers") == files
     # on day 90 the first batch is not yet past the limit
     assert apply_retention(local_lake, now=day_91 - dt.timedelta(days=1), export_root=root).notice_folders_deleted == 0
