@@ -28,6 +28,7 @@ from typing import Iterable, Mapping, NamedTuple
 import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset as pads
 from deltalake import CommitProperties, DeltaTable, Transaction, WriterProperties, write_deltalake
 from deltalake.exceptions import CommitFailedError, TableNotFoundError
 
@@ -461,19 +462,24 @@ def _drop_present(dt: DeltaTable, data: Frame, keys: list[str], partition: str,
     polars_in = isinstance(data, pl.DataFrame)
     values = (data.get_column(partition).unique().to_list() if polars_in
               else pc.unique(data.column(partition)).to_pylist())
-    held = set(pa.table(dt.get_add_actions(flatten=True)).column(f"partition.{partition}").to_pylist())
+    actions = pa.table(dt.get_add_actions(flatten=True))
+    held = set(actions.column(f"partition.{partition}").to_pylist())
     old = [v for v in values if v in held]
     if not old:
         return data
     cols = list(dict.fromkeys([*keys, partition]))
-    where = pc.field(partition).isin(old)
+    dataset = dt.to_pyarrow_dataset(file_pruning_predicate=[(partition, "in", [str(v) for v in old])])
     if narrow_by is not None:
         one = (data.get_column(narrow_by) if polars_in else pl.from_arrow(data.column(narrow_by))).unique()
-        if one.len() == 1 and one.null_count() == 0:
-            where &= pc.field(narrow_by) == one[0]  # pruned by the files' min/max statistics
-    present = pl.from_arrow(
-        dt.to_pyarrow_dataset(file_pruning_predicate=[(partition, "in", [str(v) for v in old])])
-        .to_table(columns=cols, filter=where))
+        admit = (_files_admitting(actions, narrow_by, one[0])
+                 if one.len() == 1 and one.null_count() == 0 and isinstance(one[0], str) else None)
+        if admit is not None:
+            # the files are chosen from the log's statistics, not by a PyArrow filter on the
+            # column: files that delta-rs' UPDATE, DELETE or MERGE wrote hold string_view
+            # columns, which PyArrow's compute functions cannot compare (delta-rs #4579)
+            fragments = [f for f in dataset.get_fragments() if os.path.basename(f.path) in admit]
+            dataset = pads.FileSystemDataset(fragments, dataset.schema, dataset.format, dataset.filesystem)
+    present = pl.from_arrow(dataset.to_table(columns=cols, filter=pc.field(partition).isin(old)))
     if present.height == 0:
         return data
     batch = (data.select(cols) if polars_in else pl.from_arrow(data.select(cols))).cast(present.schema)
@@ -482,6 +488,20 @@ def _drop_present(dt: DeltaTable, data: Frame, keys: list[str], partition: str,
     if not hit.any():
         return data
     return data.filter(~hit) if polars_in else data.filter(pa.array((~hit).to_numpy()))
+
+
+def _files_admitting(actions: pa.Table, column: str, value: str) -> set[str] | None:
+    """File names (basenames) of the add ``actions`` whose min/max statistics of the text
+    ``column`` admit ``value``; None when the log has no statistics of it (every file may). A
+    file without statistics is admitted, and so is one whose maximum is a prefix of ``value``
+    (a maximum may be truncated)."""
+    lo_name, hi_name = f"min.{column}", f"max.{column}"
+    if lo_name not in actions.column_names or hi_name not in actions.column_names:
+        return None
+    return {os.path.basename(path)
+            for path, lo, hi in zip(actions.column("path").to_pylist(), actions.column(lo_name).to_pylist(),
+                                    actions.column(hi_name).to_pylist())  # loop over files, not rows
+            if lo is None or hi is None or (lo <= value and (value <= hi or value.startswith(hi)))}
 
 
 def _check_columns(data: Frame, schema: pa.Schema) -> None:
