@@ -16,6 +16,12 @@ if "WATTLAKE_KEY_DIR" not in os.environ:
     import tempfile
 
     os.environ["WATTLAKE_KEY_DIR"] = tempfile.mkdtemp(prefix="wattlake-keys-")
+# GX Data Docs of the checks the tests run: one folder per test process, not ./data_docs of the
+# checkout, where two xdist workers rebuilding the same site raced (FileNotFoundError)
+if "WATTLAKE_DATA_DOCS" not in os.environ:
+    import tempfile
+
+    os.environ["WATTLAKE_DATA_DOCS"] = tempfile.mkdtemp(prefix="wattlake-docs-")
 
 from wattlake.lake import Lake  # noqa: E402
 
