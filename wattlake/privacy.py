@@ -757,7 +757,8 @@ def purge_dagster(instance, needles: list[str]) -> int:
 #: landing folders with one file per energy manager and day, ``<folder>/<day>/<em_id><suffix>``
 #: (the suffixes landing reads: :data:`wattlake.landing.FILE_PATTERNS`)
 PER_HOME_FILES = {source: FILE_PATTERNS[source].lstrip("*") for source in ("meter", "device")}
-#: landing text files shared by many subjects: the lines naming the subject are removed
+#: landing text files shared by many subjects: the lines naming the subject are removed (blanked
+#: in JSON-lines files, which keeps the other lines' numbers)
 SHARED_TEXT_FILES = ("registry/*.csv", f"inverter/*/{FILE_PATTERNS['inverter']}")
 #: landing Parquet files (the sample fleet's ground truth): the rows naming the subject are removed
 SHARED_PARQUET_FILES = ("ground_truth/*.parquet",)
@@ -782,7 +783,9 @@ def erase_landing(landing_root: str | Path, subject: Subject) -> LandingErasure:
     deleted; in files shared with other subjects (registry snapshots, inverter message files,
     ground truth) the lines or rows that hold one of the subject's identifiers -- or a truncated
     fragment of one, as :func:`_content_match` decides for tables -- are removed and the file is
-    replaced atomically. Idempotent: a second run finds nothing.
+    replaced atomically. In inverter message files such a line is blanked (emptied, its newline
+    kept), so the other lines keep the numbers that bronze and quarantine rows recorded.
+    Idempotent: a second run finds nothing.
     """
     em_ids = [v for v in (subject.systems.get_column("em_id").to_list()
                           if "em_id" in subject.systems.columns else []) if v]
@@ -826,7 +829,14 @@ def _erase_from_landing(root: Path, ids: list[str], em_ids: list[str], days: Ite
         lines = pl.Series([data.decode("utf-8", errors="replace")]).str.split("\n").explode()
         hit = pl.select(_text_match(pl.lit(lines), ids)).to_series().to_numpy()
         if hit.any():
-            replace_file(f, buf[np.repeat(~hit, np.diff(cuts))].tobytes())
+            keep = np.repeat(~hit, np.diff(cuts))
+            if f.suffix == ".jsonl":
+                # a message line is blanked, not removed: its newline stays, so every other line
+                # keeps the number that bronze rows and quarantine rows (keyed on file and line)
+                # recorded, and landing the file again recognises them (blank lines are no records)
+                newline = cuts[1:-1] - 1  # the newline ending each line but the last
+                keep[newline[hit[:-1]]] = True
+            replace_file(f, buf[keep].tobytes())
             out.files_rewritten += 1
             out.lines_removed += int(hit.sum())
     for pattern in SHARED_PARQUET_FILES:
