@@ -28,13 +28,47 @@ def guarantee_lake(tmp_path_factory):
     return lake
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+@pytest.fixture(scope="module")
+def long_lake(tmp_path_factory):
+    """Four homes over 40 days, landed, modelled and judged: longer than the bars, maps and cell
+    labels that suit a few days (the demo lake holds a year)."""
+    import datetime as dt
+
+    from pipelines.cli import materialize_all
+    from wattlake.generator import generate_fleet
+
+    root = tmp_path_factory.mktemp("nb_long_landing")
+    generate_fleet(root, n_systems=4, start=dt.date(2025, 4, 1), days=40, seed=11)
+    lake_root = str(tmp_path_factory.mktemp("nb_long_lake") / "lakehouse")
+    days = sorted(p.name for p in (root / "inverter").iterdir())
+    materialize_all(days[0], days[-1], lake_root=lake_root, landing=str(root), log_level="WARNING")
+    from wattlake.lake import Lake
+
+    return Lake(lake_root)
+
+
+def _png_size(output) -> tuple[int, int]:
+    """(width, height) of a notebook output's PNG, from its IHDR chunk [px]."""
+    import base64
+    import struct
+
+    data = base64.b64decode(output["data"]["image/png"])
+    return struct.unpack(">II", data[16:24])
+
+
+#: no figure a notebook draws is larger than this on either side [px]
+MAX_FIGURE_PX = 2500
+
+
+@pytest.mark.parametrize("path", [*NOTEBOOKS, "long"], ids=lambda p: getattr(p, "stem", p))
 def test_notebook_runs(path, request, tmp_path, monkeypatch):
     import nbclient
     import nbformat
     from jupyter_client.kernelspec import KernelSpecManager
 
-    if path.name.startswith("03_"):
+    if path == "long":  # the fleet overview over 40 days: lines, monthly maps, month ticks
+        path, lake = NOTEBOOKS[0], request.getfixturevalue("long_lake")
+    elif path.name.startswith("03_"):
         lake = request.getfixturevalue("guarantee_lake")
     else:
         lake, _, _, _ = request.getfixturevalue("landed")
@@ -60,6 +94,8 @@ def test_notebook_runs(path, request, tmp_path, monkeypatch):
     assert not [o for o in outputs if o.output_type == "error"]
     figures = [o for o in outputs if "image/png" in o.get("data", {})]
     assert figures, f"{path.name} drew no figure"
+    sizes = [_png_size(o) for o in figures]
+    assert max(max(wh) for wh in sizes) <= MAX_FIGURE_PX, sizes  # a year once drew 101,119 px wide
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
