@@ -255,3 +255,16 @@ def test_s3_merge_and_concurrent_writers(s3_env):
     out = lake.read("bronze/t")
     assert out.height == 40 and out.get_column("system_id").n_unique() == 40
     assert lake.version("bronze/t") == 8  # one commit per MERGE, none overwritten
+
+
+def test_a_purged_version_is_named_as_such(local_lake):
+    """After an erasure or retention purged the history, opening an old version says that the
+    version is gone (delta-rs reports the missing log as a missing table)."""
+    local_lake.merge_insert("bronze/t", rows(["a"]), ["system_id", "ts_utc"], SCHEMA, configuration=CONF)
+    local_lake.merge_insert("bronze/t", rows(["b"], offset=3), ["system_id", "ts_utc"], SCHEMA, configuration=CONF)
+    local_lake.purge_history("bronze/t")
+    current = local_lake.version("bronze/t")
+    with pytest.raises(LakeError, match=f"has no version 1 \\(the current one is {current}"):
+        local_lake.table("bronze/t", version=1)
+    with pytest.raises(LakeError, match="does not exist"):
+        local_lake.table("bronze/missing", version=1)

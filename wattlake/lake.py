@@ -127,12 +127,13 @@ class Lake:
         """The Delta table, at ``version`` if given (time travel)."""
         try:
             return DeltaTable(self.uri(table), version=version, storage_options=self._so())
-        except TableNotFoundError as exc:
-            raise LakeError(f"table {table!r} does not exist in lake {self.describe()}") from exc
-        except Exception as exc:  # the table is there, that version is not
+        except Exception as exc:  # the table is missing, or it is there and that version is not
             current = self.version(table) if version is not None else None
             if current is None:
+                if isinstance(exc, TableNotFoundError):
+                    raise LakeError(f"table {table!r} does not exist in lake {self.describe()}") from exc
                 raise
+            # delta-rs reports a purged version's missing log as "table not found"
             raise LakeError(f"table {table!r} has no version {version} (the current one is {current}; older "
                             "versions are gone once an erasure or retention purged the history)") from exc
 
