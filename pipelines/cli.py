@@ -307,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
         lake = Lake.from_env(args.lake)
         if not lake.is_s3 and not Path(lake.root).is_dir():
             print(f"error: no lake at {lake.root} (give --lake or set WATTLAKE_LAKE)", file=sys.stderr)
-            return 1
+            return 2  # a path that does not exist: asked for wrongly
     from wattlake.evidence import ClaimError
     from wattlake.keys import KeyMismatch
     from wattlake.lake import LakeError

@@ -21,6 +21,7 @@ import datetime as dt
 import os
 import sys
 import time
+from pathlib import Path
 
 from pipelines.cli import iso_time
 from wattlake.lake import Lake
@@ -172,11 +173,15 @@ def cmd_retention(args) -> int:
     from pipelines.resources import landing_root
 
     landing = landing_root(args.landing)
+    exports = ExportRoot.from_env(args.exports)
+    for flag, given, path in (("--landing", args.landing, landing), ("--exports", args.exports, exports.root)):
+        if given and not str(path).startswith("s3://") and not Path(path).is_dir():  # named, and not there
+            print(f"error: {flag} {path} is not a folder", file=sys.stderr)
+            return 2
     if not landing.is_dir():
         _say(f"landing folder {landing} not found: only the lake (pass --landing or set WATTLAKE_LANDING)")
     r = apply_retention(Lake.from_env(args.lake), now, dry_run=args.dry_run,
-                        landing_root=landing if landing.is_dir() else None,
-                        export_root=ExportRoot.from_env(args.exports))
+                        landing_root=landing if landing.is_dir() else None, export_root=exports)
     _say(f"retention{' (dry run)' if args.dry_run else ''} as of {now:%Y-%m-%d}: {r.ips_truncated:,} IPs truncated "
          f"({r.ip_rows_merged:,} rows merged), {r.ips_removed:,} IP rows removed, {r.telegrams_dropped:,} raw "
          f"telegrams and {r.quarantine_raw_dropped:,} quarantine texts dropped; purged {r.tables_purged} "

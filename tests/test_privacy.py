@@ -623,8 +623,11 @@ def test_cli_subject_commands_print_no_personal_data(lake_copy, landing_copy, tm
     refused = history(lake).filter(pl.col("outcome") == "refused")
     assert set(refused["subject_ref"]) == {pseudonym(sid), pseudonym("sub_nobody")}
     assert set(refused["request_type"]) == {"export", "restrict"}
-    assert main(["--lake", str(tmp_path / "typo"), "tables"]) == 1
+    assert main(["--lake", str(tmp_path / "typo"), "tables"]) == 2  # a path that does not exist
     assert "no lake at" in capsys.readouterr().err and not (tmp_path / "typo").exists()
+    for flag in ("--landing", "--exports"):  # named for retention, and not there: nothing is done
+        assert main(base + ["retention", "--dry-run", flag, str(tmp_path / "typo")]) == 2
+        assert f"error: {flag} {tmp_path / 'typo'} is not a folder" in capsys.readouterr().err
     with pytest.raises(SystemExit) as bad:
         main(base + ["retention", "--dry-run", "--now", "2026-13-01"])
     assert bad.value.code == 2 and "not an ISO 8601 time" in capsys.readouterr().err
