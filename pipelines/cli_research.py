@@ -64,6 +64,8 @@ def cut(lake: Lake, partner: str, period: str, k: int = DEFAULT_K, l: int = DEFA
             say(f"  agreement: {a['agreement_ref']} (valid until {a['valid_until']}, min k {a['min_k']})")
         except AgreementError as exc:
             say(f"  agreement: none in force, the release would be refused: {exc}")
+            say(f"dry run: nothing written ({time.perf_counter() - t0:.1f} s)")
+            raise  # a script sees the refusal (exit 1), after the plan was shown
         say(f"dry run: nothing written ({time.perf_counter() - t0:.1f} s)")
         return plan
     result = write_release(plan, lake, ExportRoot.from_env(exports), progress=say)

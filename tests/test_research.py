@@ -345,6 +345,12 @@ def test_dry_run_writes_nothing(demo_lake, tmp_path, monkeypatch, capsys):
     assert lake.version(T.PRIVACY_AUDIT.name) == audit_version
     assert {t: lake.version(t) for t in lake.tables()} == versions
     assert "sub_" not in out and "sys_" not in out
+    # a partner without an agreement in force: the plan is shown, and the refusal is the exit code
+    rc = main(["--lake", lake.root, "release", "--partner", "acme-labs", "--period", PERIOD, "--k", "10",
+               "--exports", str(exports), "--dry-run"])
+    captured = capsys.readouterr()
+    assert rc == 1 and "k = 10" in captured.out and "the release would be refused" in captured.out
+    assert "release refused" in captured.err and not exports.exists()
 
 
 def test_refuses_when_fewer_than_k_eligible(demo_lake, tmp_path, capsys):
