@@ -333,14 +333,15 @@ def test_dry_run_writes_nothing(demo_lake, tmp_path, monkeypatch, capsys):
     keys = tmp_path / "keys"
     monkeypatch.setenv("WATTLAKE_KEY_DIR", str(keys))
     exports = tmp_path / "exports"
+    agree(lake, "tu-delft-dry", ref="DSA-DRY-1")
     audit_version = lake.version(T.PRIVACY_AUDIT.name)
     versions = {t: lake.version(t) for t in lake.tables()}
-    rc = main(["--lake", lake.root, "release", "--partner", "tu-delft", "--period", PERIOD, "--k", "10",
+    rc = main(["--lake", lake.root, "release", "--partner", "tu-delft-dry", "--period", PERIOD, "--k", "10",
                "--exports", str(exports), "--dry-run"])
     out = capsys.readouterr().out
     assert rc == 0
     assert "k = 10" in out and "l = 3" in out and "suppressed" in out and "NCP" in out and "baseline" in out
-    assert "dry run: nothing written" in out and "agreement: " in out
+    assert "dry run: nothing written" in out and "agreement: DSA-DRY-1" in out
     assert not exports.exists() and not keys.exists()
     assert lake.version(T.PRIVACY_AUDIT.name) == audit_version
     assert {t: lake.version(t) for t in lake.tables()} == versions
