@@ -703,6 +703,12 @@ def _remove_rows(lake: Lake, spec: T.TableSpec, subject: Subject) -> int:
     return n
 
 
+def _pack_ref(folder: str) -> str:
+    """``insurers/<insurer>/<claim>`` as ``insurers/<insurer>/<keyed reference of the claim>``."""
+    head, _, claim = folder.rpartition("/")
+    return f"{head}/{pseudonym(claim)}"
+
+
 def _insurer_packs(export_root, needles: list[str]) -> list[str]:
     """Insurer claim packs (``insurers/<insurer>/<claim>/``) whose files name the subject's systems."""
     if export_root is None:
@@ -1039,7 +1045,9 @@ def erase(lake: Lake, subject_id: str, instance=None, export_root=None,
     details = {
         "tables": report.rows, "bytes_rewritten": report.bytes_rewritten, "bytes_removed": report.bytes_removed,
         "files_removed": report.files_removed, "resumed": resumed, "erasure_request_id": request_id,
-        "insurer_packs_kept_legal_claims": report.insurer_packs_kept,
+        # a claim folder is named by its policy number, an identifier of the subject: the audit
+        # names the insurer and a keyed reference of the claim (pseudonym("<claim>") finds it)
+        "insurer_packs_kept_legal_claims": [_pack_ref(folder) for folder in report.insurer_packs_kept],
         "installer_notices_removed": report.installer_notices_removed,
         "earlier_releases_including_subject": report.releases_including_subject,
         "dagster_runs_deleted": report.dagster_runs_deleted, "dagster_searched": report.dagster_searched,
