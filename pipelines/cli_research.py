@@ -59,14 +59,16 @@ def cut(lake: Lake, partner: str, period: str, k: int = DEFAULT_K, l: int = DEFA
                         progress=say)
     describe(plan, say)
     if dry_run:
+        refusal = None
         try:
             a = agreement_for(lake, partner, k)
             say(f"  agreement: {a['agreement_ref']} (valid until {a['valid_until']}, min k {a['min_k']})")
         except AgreementError as exc:
             say(f"  agreement: none in force, the release would be refused: {exc}")
-            say(f"dry run: nothing written ({time.perf_counter() - t0:.1f} s)")
-            raise  # a script sees the refusal (exit 1), after the plan was shown
+            refusal = exc
         say(f"dry run: nothing written ({time.perf_counter() - t0:.1f} s)")
+        if refusal is not None:
+            raise refusal  # a script sees the refusal (exit 1), after the plan was shown
         return plan
     result = write_release(plan, lake, ExportRoot.from_env(exports), progress=say)
     say(f"release written to {result.uri} in {time.perf_counter() - t0:.1f} s")
