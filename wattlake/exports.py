@@ -126,7 +126,8 @@ class ExportRoot:
     def delete(self, rels: list[str]) -> int:
         """Delete the files ``rels`` (paths relative to the root); local folders left empty go too.
         On S3 in batches of 1,000 keys (``DeleteObjects``); a key S3 refuses raises. Returns the
-        files deleted (a file already gone is not counted)."""
+        files deleted; a local file already gone is not counted (S3 does not say which keys were
+        there)."""
         if not rels:
             return 0
         if self.is_s3:
