@@ -377,8 +377,9 @@ machine-readable files (GDPR articles 15 and 20: access and portability).
   spreadsheets). Column names carry their unit (`_w` watt, `_kwh` kilowatt-hour, `_w_m2` watt per
   square metre, `_c` degrees Celsius, `_m3` cubic metre); times are UTC (`_utc`); `day` is the UTC
   date. Your systems appear under their pseudonymous `system_id`.
-- `consent_history.*`: every consent, restriction and objection request, oldest first; the
-  current flags are in `personal_data.json`.
+- `consent_history.*`: every consent, restriction and objection request handled here, oldest
+  first. Consent given when you signed up (through our customer system) is not a request here:
+  it, and every current flag, is in `personal_data.json`, so this file may be empty.
 - `privacy_requests.*`: every data-subject request handled for you (exports, rectifications,
   erasures), with time and outcome.
 - `manifest.json`: every file with its SHA-256, row count and source table version.
