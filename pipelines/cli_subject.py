@@ -93,14 +93,20 @@ def cmd_rectify(args) -> int:
 
 
 def cmd_flag(args) -> int:
+    import polars as pl
+
+    from wattlake.audit import history
     from wattlake.privacy import set_flag
 
     if args.request == "consent":
         value = bool(args.grant)
     else:
         value = not args.lift
-    request_id = set_flag(Lake.from_env(args.lake), args.subject_id, args.request, value)
-    _say(f"{args.request} {request_id}: flag {'set' if value else 'cleared'}")
+    lake = Lake.from_env(args.lake)
+    request_id = set_flag(lake, args.subject_id, args.request, value)
+    outcome = history(lake).filter(pl.col("request_id") == request_id).get_column("outcome").item()
+    _say(f"{args.request} {request_id}: flag {'already ' if outcome == 'unchanged' else ''}"
+         f"{'set' if value else 'cleared'}")
     return 0
 
 

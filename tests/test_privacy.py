@@ -554,6 +554,10 @@ def test_restrict_object_consent_set_flags_with_history(lake_copy, small_landing
     lake = lake_copy
     sid = _richest_subject(lake)
     set_flag(lake, sid, "restrict", True)
+    version = lake.version(T.SUBJECTS.name)
+    again = set_flag(lake, sid, "restrict", True)  # asked twice: recorded, nothing rewritten
+    assert lake.version(T.SUBJECTS.name) == version
+    assert history(lake).filter(pl.col("request_id") == again)["outcome"].to_list() == ["unchanged"]
     set_flag(lake, sid, "object", True)
     set_flag(lake, sid, "consent", False)
     set_flag(lake, sid, "consent", True)
@@ -564,8 +568,8 @@ def test_restrict_object_consent_set_flags_with_history(lake_copy, small_landing
     assert not others["restricted"].any()
     report = export_subject(lake, sid, tmp_path / "x")
     consent = pl.read_parquet(Path(report.path) / "consent_history.parquet")
-    assert consent["request_type"].to_list() == ["restrict", "object", "consent", "consent"]
-    assert [json.loads(d)["value"] for d in consent["details"]] == [True, True, False, True]
+    assert consent["request_type"].to_list() == ["restrict", "restrict", "object", "consent", "consent"]
+    assert [json.loads(d)["value"] for d in consent["details"]] == [True, True, True, False, True]
 
 
 def test_cli_subject_commands_print_no_personal_data(lake_copy, landing_copy, tmp_path, capsys, monkeypatch):
@@ -579,13 +583,18 @@ def test_cli_subject_commands_print_no_personal_data(lake_copy, landing_copy, tm
     assert main(base + ["subject", "rectify", sid, "--set", "phone=+31 6 00000000"]) == 0
     assert main(base + ["subject", "rectify", sid, "--set", "subject_id=evil"]) == 2
     assert main(base + ["subject", "restrict", sid]) == 0
+    said = capsys.readouterr().out
+    assert ": flag set" in said.splitlines()[-1]
+    assert main(base + ["subject", "restrict", sid]) == 0  # asked again: said so
+    said += capsys.readouterr().out
+    assert ": flag already set" in said.splitlines()[-1]
     assert main(base + ["subject", "consent", sid, "--withdraw"]) == 0
     assert main(base + ["retention", "--dry-run", "--now", "2026-06-01"]) == 0
     before = local_files(landing_copy)
     assert main(base + ["retention", "--dry-run", "--now", "2026-06-01", "--landing", str(landing_copy)]) == 0
     assert local_files(landing_copy) == before  # a dry run counts, changes nothing
     email = lake.read(T.SUBJECTS.name).filter(pl.col("subject_id") == sid)["email"][0]
-    outs = [capsys.readouterr().out]
+    outs = [said + capsys.readouterr().out]  # everything printed is checked for personal data below
     assert main(base + ["subject", "find", "--email", email.upper()]) == 0
     found = capsys.readouterr().out
     assert found.startswith(sid) and "matched on email" in found and email not in found

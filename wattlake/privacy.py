@@ -585,7 +585,8 @@ def set_flag(lake: Lake, subject_id: str, request_type: str, value: bool) -> str
     """``restrict``/``object`` (True sets, False lifts) or ``consent`` (True grants, False withdraws).
 
     Restricted, objecting and non-consenting subjects are excluded from research releases and
-    commercial use by the code that reads these flags.
+    commercial use by the code that reads these flags. Every request is recorded; one that asks
+    for the value the flag already has is recorded as ``unchanged`` and rewrites nothing.
     """
     if request_type not in FLAGS:
         raise ValueError(f"unknown flag request {request_type!r}; expected one of {list(FLAGS)}")
@@ -593,6 +594,8 @@ def set_flag(lake: Lake, subject_id: str, request_type: str, value: bool) -> str
     _require(lake, subject, request_type)
     entry = AuditEntry(request_type, subject_id)
     flag = FLAGS[request_type]
+    if subject.row.get_column(flag).item() is bool(value):  # already so: recorded, nothing rewritten
+        return record(lake, entry, "unchanged", {"field": flag, "value": bool(value)})
     _set_fields(lake, subject, {flag: bool(value)}, entry.request_id)
     return record(lake, entry, "set" if value else "cleared", {"field": flag, "value": bool(value)})
 
