@@ -56,6 +56,9 @@ def cmd_find(args) -> int:
         _say(f"{row['subject_id']}  {row['systems']} system(s)  matched on {', '.join(row['matched_on'])}")
     if found.height > 1:
         _say(f"{found.height} subjects match: narrow the lookup (e.g. postcode with house number) before a request")
+    elif set(query) == {"postcode"}:  # one match, but a postcode is a street: it may be a neighbour
+        _say("matched on a postcode alone, which neighbours share: confirm with a second detail "
+             "(house number, e-mail, phone) before a request")
     return 0
 
 

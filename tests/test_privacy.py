@@ -679,7 +679,8 @@ def test_a_replaced_pseudonym_key_is_refused_not_used(lake_copy, small_landing, 
     assert sid not in lake.read(T.SUBJECTS.name)["subject_id"].to_list()
 
 
-def test_find_subjects_by_what_a_request_quotes(lake_copy):
+def test_find_subjects_by_what_a_request_quotes(lake_copy, capsys):
+    from pipelines.cli import main
     from wattlake.privacy import find_subjects
 
     lake = lake_copy
@@ -716,3 +717,10 @@ def test_find_subjects_by_what_a_request_quotes(lake_copy):
     assert {tuple(json.loads(d)["matched_on"]) for d in lookups["details"]} >= {("email",), ("phone",)}
     logged = json.dumps(lookups.to_dicts(), default=str)
     assert [v for v in (me["email"], me["phone"], me["postcode"], sid, mine["serial"][0]) if v in logged] == []
+    # the CLI warns that a postcode alone may be a neighbour's, one match or several; not with a number
+    capsys.readouterr()
+    assert main(["--lake", lake.root, "subject", "find", "--postcode", me["postcode"]]) == 0
+    assert "neighbours" in capsys.readouterr().out
+    assert main(["--lake", lake.root, "subject", "find", "--postcode", me["postcode"],
+                 "--house-number", me["house_number"]]) == 0
+    assert "neighbours" not in capsys.readouterr().out
