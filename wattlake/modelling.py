@@ -34,9 +34,10 @@ CHUNK_SYSTEM_DAYS = 9_300
 GOLD_SYSTEM_DAYS = 36_600
 
 
-def days_per_chunk(n_systems: int) -> int:
-    """Days per silver step for a fleet of ``n_systems``: :data:`CHUNK_SYSTEM_DAYS` / systems, 1..31."""
-    return max(1, min(CHUNK_DAYS, CHUNK_SYSTEM_DAYS // max(n_systems, 1)))
+def days_per_chunk(n_systems: int, system_days: int | None = None, max_days: int = CHUNK_DAYS) -> int:
+    """Days per step for a fleet of ``n_systems``: ``system_days`` (default
+    :data:`CHUNK_SYSTEM_DAYS`, silver's) / systems, at least 1 and at most ``max_days``."""
+    return max(1, min(max_days, (system_days or CHUNK_SYSTEM_DAYS) // max(n_systems, 1)))
 
 
 def day_chunks(start: str | dt.date, end: str | dt.date, size: int = CHUNK_DAYS) -> list[tuple[dt.date, dt.date]]:
@@ -128,7 +129,7 @@ def write_system_daily(lake: Lake, start, end) -> dict:
     system-days per step (one commit each); returns rows."""
     systems = lake.read(T.SYSTEMS.name)
     rows = 0
-    step = max(1, min(366, GOLD_SYSTEM_DAYS // max(systems.height, 1)))
+    step = days_per_chunk(systems.height, GOLD_SYSTEM_DAYS, max_days=366)
     for first, last in day_chunks(start, end, step):
         intervals = (lake.scan(T.PV_INTERVALS.name).filter(pl.col("day").is_between(first, last))
                      .select(DAILY_INPUT_COLUMNS).collect())
