@@ -268,3 +268,32 @@ def test_a_purged_version_is_named_as_such(local_lake):
         local_lake.table("bronze/t", version=1)
     with pytest.raises(LakeError, match="does not exist"):
         local_lake.table("bronze/missing", version=1)
+
+
+def test_catalogue_tables_checkpoint_every_interval_without_data_values(local_lake):
+    """Tables created with the catalogue's configuration write a Delta checkpoint every
+    ``CHECKPOINT_INTERVAL`` commits (delta-rs alone: every 100), so opening one replays at most
+    that many commits. The checkpoint, like the commits, holds no value of a non-statistics
+    column, and reading and time travel are unchanged."""
+    import pyarrow.parquet as pq
+
+    from wattlake import tables as T
+
+    conf = T.INVERTER_READINGS.configuration  # statistics on day, ts_utc, system_id, as SCHEMA has them
+    assert conf["delta.checkpointInterval"] == str(T.CHECKPOINT_INTERVAL)
+    first = dt.date(2025, 6, 1)
+    commits = T.CHECKPOINT_INTERVAL + 2
+    for name, config in (("bronze/t", conf), ("bronze/plain", CONF)):
+        for i in range(commits):  # one commit per batch, each into a new day
+            local_lake.merge_insert(name, rows([f"s{i}"], day=first + dt.timedelta(days=i)),
+                                    ["system_id", "ts_utc"], SCHEMA, configuration=config)
+    log = Path(local_lake.uri("bronze/t"), "_delta_log")
+    checkpoints = sorted(log.glob("*.checkpoint.parquet"))
+    assert len(checkpoints) == 1  # versions 0 (creation) to commits: one interval's end among them
+    assert int(checkpoints[0].name.split(".")[0]) in (T.CHECKPOINT_INTERVAL - 1, T.CHECKPOINT_INTERVAL)
+    assert not list(Path(local_lake.uri("bronze/plain"), "_delta_log").glob("*.checkpoint.parquet"))
+    assert local_lake.table("bronze/t").metadata().configuration["delta.checkpointInterval"] == "10"
+    text = pq.read_table(checkpoints[0]).to_pylist()
+    assert "Jan Jansen" not in json.dumps(text, default=str)
+    assert local_lake.read("bronze/t").sort("day").get_column("system_id").to_list() == [f"s{i}" for i in range(commits)]
+    assert local_lake.read("bronze/t", version=3).height == 3  # versions before the checkpoint still read

@@ -29,6 +29,16 @@ import pyarrow as pa
 
 UTC_TS = pa.timestamp("us", tz="UTC")
 
+#: commits between two Delta checkpoints (``delta.checkpointInterval``; delta-rs' default is 100,
+#: the Delta protocol's reference implementation uses 10). Opening a table reads the last
+#: checkpoint and replays every commit after it: 0.28 ms per landing commit of
+#: ``bronze/inverter_readings`` with 1,000 homes (4.4 ms just after a checkpoint, 28.7 ms 99
+#: commits later), and a landing commit opens its tables about six times. A year of 1,000
+#: homes' inverter files landed in 90.2 s instead of 95.5 s (commits 87.8 s against 94.1 s in
+#: total); a checkpoint of such a table (500 files) is written in milliseconds (2026-11-24).
+#: Tables created before this setting keep delta-rs' default.
+CHECKPOINT_INTERVAL = 10
+
 
 @dataclass(frozen=True)
 class TableSpec:
@@ -54,7 +64,10 @@ class TableSpec:
 
     @property
     def configuration(self) -> dict[str, str]:
-        return {"delta.dataSkippingStatsColumns": ",".join(self.stats_columns)}
+        """Delta table properties set when the table is created: the statistics columns and
+        :data:`CHECKPOINT_INTERVAL`."""
+        return {"delta.dataSkippingStatsColumns": ",".join(self.stats_columns),
+                "delta.checkpointInterval": str(CHECKPOINT_INTERVAL)}
 
     @property
     def writer_properties(self):
