@@ -38,6 +38,48 @@ def test_truncate_ips_to_networks():
     assert months_before(dt.date(2026, 12, 1), 13) == dt.date(2025, 11, 1)
 
 
+def _truncate_one(ip: str | None, v4_prefix: int, v6_prefix: int) -> str | None:
+    """The rule of ``truncate_ips`` for one value, written with ``ipaddress`` alone."""
+    import ipaddress
+
+    if ip is None or "/" in ip:
+        return ip
+    try:
+        addr = ipaddress.ip_address(ip.strip())
+    except ValueError:
+        return None
+    return str(ipaddress.ip_network(f"{addr}/{v4_prefix if addr.version == 4 else v6_prefix}", strict=False))
+
+
+@pytest.mark.parametrize("v4_prefix", [0, 8, 13, 24, 31, 32])
+def test_truncate_ips_equals_ipaddress_on_fuzzed_values(v4_prefix):
+    """Plain IPv4 addresses are truncated with integer arithmetic in Polars, everything else by
+    ``ipaddress``: the result equals ``ipaddress`` on every value, odd ones included."""
+    import random
+
+    rng = random.Random(v4_prefix)
+    octet = lambda: rng.choice([str(rng.randrange(256)), str(rng.randrange(256, 1000)), "0", "00", "01", "255",
+                                "256", "099", "", "1a", "\u0661", "+1", "-1", " 1"])
+    values = []
+    for _ in range(3000):  # loop over fuzzed values (test data)
+        kind = rng.random()
+        if kind < 0.5:
+            values.append(".".join(str(rng.randrange(256)) for _ in range(4)))
+        elif kind < 0.8:
+            values.append(".".join(octet() for _ in range(rng.choice([3, 4, 4, 4, 5]))))
+        elif kind < 0.9:
+            values.append(rng.choice(["2001:db8::1", "::1", "2a02:a4cc:95aa:1::5", "::ffff:1.2.3.4", "fe80::1%eth0",
+                                      "1.2.3.4/24", " 1.2.3.4", "1.2.3.4 ", "1.2.3.4\n", "\x1c1.2.3.4",
+                                      "1.2.3.4.", "not-an-ip", "", None]))
+        else:
+            values.append(f"{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(256)}"
+                          + rng.choice(["", " ", "\t", "/32", ":80"]))
+    series = pl.Series(values, dtype=pl.String)
+    want = [_truncate_one(v, v4_prefix, 48) for v in values]
+    assert truncate_ips(series, v4_prefix, 48).to_list() == want
+    assert sum(w is not None and "/" in w and not (v and "/" in v) for w, v in zip(want, values)) > 1000
+
+
 def _add_ips(lake: Lake, day: dt.date, system_id: str) -> list[str]:
     """Four more addresses on ``day``: two in one /24, two in one IPv6 /48 (they must merge)."""
     ips = ["198.51.100.19", "198.51.100.201", "2001:db8:aa:1::5", "2001:db8:aa:2::77"]

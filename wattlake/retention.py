@@ -87,15 +87,34 @@ def months_before(day: dt.date, months: int) -> dt.date:
     return dt.date(y, m + 1, min(day.day, calendar.monthrange(y, m + 1)[1]))
 
 
+#: a dotted-quad IPv4 address as Python's ``ipaddress`` accepts it: four decimal octets of at
+#: most 255, ASCII digits, no leading zero, nothing around it
+_OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9][0-9]|[0-9])"
+_IPV4 = rf"^{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}$"
+
+
 def truncate_ips(ips: pl.Series, v4_prefix: int = 24, v6_prefix: int = 48) -> pl.Series:
     """Each address as its network in CIDR notation (``a.b.c.0/24``, ``2001:db8:1::/48``).
 
     Already truncated values (holding ``/``) stay; unparseable text becomes null (it cannot be
-    kept in a form that is known to be safe). Works on the distinct values only.
+    kept in a form that is known to be safe). Works on the distinct values only: plain IPv4
+    addresses as integers in Polars, every other value (IPv6, surrounding spaces, anything
+    odd) through Python's ``ipaddress``, whose result the IPv4 arithmetic equals
+    (``tests/test_retention.py``). Landing a group of 1,000 homes' days past the truncation
+    age spent 80-110 ms per commit in the ``ipaddress`` loop (2026-11-24).
     """
-    uniq = ips.drop_nulls().unique().to_list()
+    uniq = ips.drop_nulls().unique()
+    plain = uniq.str.contains(_IPV4)
+    v4 = uniq.filter(plain)
+    octets = v4.str.split(".").list.to_struct(fields=["a", "b", "c", "d"]).struct.unnest().cast(pl.Int64)
+    block = 1 << (32 - v4_prefix)  # addresses per network
+    address = pl.col("a") * (1 << 24) + pl.col("b") * (1 << 16) + pl.col("c") * (1 << 8) + pl.col("d")
+    network = address - address % block
+    v4_networks = (octets.select(pl.concat_str(
+        *[(network // (1 << shift) % 256).cast(pl.String) for shift in (24, 16, 8, 0)], separator=".")
+        + f"/{v4_prefix}").to_series() if v4.len() else pl.Series([], dtype=pl.String))
     mapping: dict[str, str | None] = {}
-    for ip in uniq:  # distinct addresses: a few per system and day, not per reading
+    for ip in uniq.filter(~plain).to_list():  # distinct values that are not plain IPv4: few
         if "/" in ip:
             mapping[ip] = ip
             continue
@@ -106,7 +125,9 @@ def truncate_ips(ips: pl.Series, v4_prefix: int = 24, v6_prefix: int = 48) -> pl
             continue
         prefix = v4_prefix if addr.version == 4 else v6_prefix
         mapping[ip] = str(ipaddress.ip_network(f"{addr}/{prefix}", strict=False))
-    return ips.replace_strict(mapping, default=None, return_dtype=pl.String)
+    old = pl.concat([v4, pl.Series(list(mapping), dtype=pl.String)])
+    new = pl.concat([v4_networks, pl.Series(list(mapping.values()), dtype=pl.String)])
+    return ips.replace_strict(old, new, default=None, return_dtype=pl.String)
 
 
 def _network(ip: str, policy: RetentionPolicy) -> str | None:
