@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Mapping, NamedTuple
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -483,12 +484,17 @@ def _drop_present(dt: DeltaTable, data: Frame, keys: list[str], partition: str,
     present = pl.from_arrow(dataset.to_table(columns=cols, filter=pc.field(partition).isin(old)))
     if present.height == 0:
         return data
-    batch = (data.select(cols) if polars_in else pl.from_arrow(data.select(cols))).cast(present.schema)
-    hit = batch.join(present.unique().with_columns(pl.lit(True).alias("_hit")), on=cols, how="left",
-                     maintain_order="left").get_column("_hit").is_not_null()
-    if not hit.any():
+    # only the batch's rows in those partitions can be present: a semi join of them finds the
+    # rows to drop (the batch's other days, most of it, are neither hashed nor probed)
+    batch = (data.select(cols) if polars_in else pl.from_arrow(data.select(cols))).with_row_index("_row")
+    batch = batch.filter(pl.col(partition).is_in(pl.Series(old, dtype=batch.schema[partition])))
+    rows = (batch.select("_row", *(pl.col(c).cast(present.schema[c]) for c in cols))
+            .join(present, on=cols, how="semi").get_column("_row").to_numpy())
+    if rows.size == 0:
         return data
-    return data.filter(~hit) if polars_in else data.filter(pa.array((~hit).to_numpy()))
+    keep = np.ones(len(data), dtype=np.bool_)
+    keep[rows] = False
+    return data.filter(pl.Series(keep)) if polars_in else data.filter(pa.array(keep))
 
 
 def _files_admitting(actions: pa.Table, column: str, value: str) -> set[str] | None:
