@@ -297,23 +297,3 @@ def test_catalogue_tables_checkpoint_every_interval_without_data_values(local_la
     assert "Jan Jansen" not in json.dumps(text, default=str)
     assert local_lake.read("bronze/t").sort("day").get_column("system_id").to_list() == [f"s{i}" for i in range(commits)]
     assert local_lake.read("bronze/t", version=3).height == 3  # versions before the checkpoint still read
-
-
-def test_upsert_into_new_partitions_appends_and_into_held_ones_merges(local_lake):
-    """``merge_upsert`` on a partitioned table: a batch of new partitions only is one append;
-    one that reaches a partition holding files is a MERGE (matched rows updated, the rest
-    inserted). Both commit the insert transaction, so concurrent writers conflict."""
-    from wattlake.lake import INSERT_APP_ID
-
-    keys, updates = ["system_id", "ts_utc"], {"value": "greatest(t.value, s.value)"}
-    first = local_lake.merge_upsert("bronze/t", rows(["a", "b"]), keys, SCHEMA, updates, configuration=CONF)
-    table = local_lake.table("bronze/t")
-    assert table.history(1)[0]["operation"] == "WRITE" and first.inserted == 2
-    assert table.transaction_version(INSERT_APP_ID + "bronze/t") == first.version
-    again = rows(["a", "c"]).with_columns(pl.Series("value", [5.0, 7.0]))  # a: matched (0 -> 5), c: new
-    second = local_lake.merge_upsert("bronze/t", again, keys, SCHEMA, updates, configuration=CONF)
-    table = local_lake.table("bronze/t")
-    assert table.history(1)[0]["operation"] == "MERGE" and second.inserted == 1
-    assert table.transaction_version(INSERT_APP_ID + "bronze/t") == second.version
-    got = dict(local_lake.read("bronze/t").select("system_id", "value").iter_rows())
-    assert got == {"a": 5.0, "b": 1.0, "c": 7.0}
