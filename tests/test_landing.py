@@ -424,3 +424,28 @@ def test_inverter_files_take_dictionaries_and_statistics_only_where_listed(lande
     actions = pa.table(table.get_add_actions(flatten=True))
     for column in ("min.ts_utc", "max.ts_utc", "min.system_id", "max.system_id"):
         assert actions.column(column).null_count == 0, column
+
+
+def test_the_counter_before_a_batch_is_each_systems_last_landed_reading(small_landing, tmp_path):
+    """The boundary state for the counter-reset flags: per system, the last reading already in
+    the lake before the batch's first time (none while the table does not exist)."""
+    from wattlake.landing import _last_counter_before, land
+    from wattlake.registry import land_registry
+
+    root, _ = small_landing
+    lake = Lake(str(tmp_path / "lake"))
+    land_registry(lake, root)
+    days = sorted(p.name for p in (root / "inverter").iterdir() if p.is_dir())
+    probe = pl.DataFrame({"ts_utc": [dt.datetime(2030, 1, 1, tzinfo=dt.timezone.utc)]})
+    assert _last_counter_before(lake, probe) is None  # nothing landed yet
+    land(lake, root, "inverter", days[0])
+    landed = lake.read(T.INVERTER_READINGS.name)
+    last = landed.get_column("ts_utc").max()
+    batch = pl.DataFrame({"ts_utc": [last + dt.timedelta(minutes=5)]})
+    got = _last_counter_before(lake, batch).sort("system_id")
+    want = (landed.filter(pl.col("day") >= last.date() - dt.timedelta(days=1))
+            .sort("ts_utc").group_by("system_id").last().select(got.columns).sort("system_id"))
+    assert got.height == landed.get_column("system_id").n_unique() > 1
+    assert got.equals(want)
+    earlier = pl.DataFrame({"ts_utc": [last - dt.timedelta(hours=1)]})  # only readings before it count
+    assert (_last_counter_before(lake, earlier).get_column("ts_utc") < earlier.item()).all()

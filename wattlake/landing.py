@@ -32,7 +32,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 import polars as pl
 
 from wattlake import tables as T
-from wattlake.lake import Lake
+from wattlake.lake import Lake, LakeError
 from wattlake.parsing.device import parse_device_buffer
 from wattlake.parsing.inverter import flag_inverter_readings, future_limit, parse_inverter_buffer
 from wattlake.parsing.lines import (LineBuffer, Parsed, advise_willneed, file_sizes, read_buffer, read_lines,
@@ -419,12 +419,16 @@ def _prepare_inverter(lake: Lake, landing_root: Path, days: Sequence[str], now: 
 
 def _last_counter_before(lake: Lake, batch: pl.DataFrame) -> pl.DataFrame | None:
     """Per system, the last landed reading before this batch (to see resets at the boundary)."""
-    if batch.height == 0 or not lake.exists(T.INVERTER_READINGS.name):
+    if batch.height == 0:
+        return None
+    try:  # one open of the table (it is opened several times per commit already)
+        table = lake.table(T.INVERTER_READINGS.name)
+    except LakeError:  # not created yet: nothing landed before
         return None
     first_ts = batch.get_column("ts_utc").min()
     first_day = first_ts.date()
     return (
-        lake.scan(T.INVERTER_READINGS.name)
+        pl.scan_delta(table)
         .filter(pl.col("day").is_between(first_day - dt.timedelta(days=1), first_day),
                 pl.col("ts_utc") < first_ts)
         .select("system_id", "ts_utc", "ac_energy_total_kwh")
