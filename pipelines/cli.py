@@ -303,15 +303,23 @@ def main(argv: list[str] | None = None) -> int:
 
     warnings.filterwarnings("ignore")
     args = build_parser().parse_args(argv)
-    if args.command in NEEDS_LAKE:
-        lake = Lake.from_env(args.lake)
-        if not lake.is_s3 and not Path(lake.root).is_dir():
-            print(f"error: no lake at {lake.root} (give --lake or set WATTLAKE_LAKE)", file=sys.stderr)
-            return 2  # a path that does not exist: asked for wrongly
     from wattlake.evidence import ClaimError
     from wattlake.keys import KeyMismatch
     from wattlake.lake import LakeError
     from wattlake.privacy import SubjectNotFound
+
+    if args.command in NEEDS_LAKE or args.command in ("land", "demo"):
+        lake = Lake.from_env(args.lake)
+        if args.command in NEEDS_LAKE or lake.is_s3:
+            try:  # on S3: a missing bucket, an unreachable endpoint or refused credentials
+                held = lake.check_root()
+            except LakeError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return 2
+            if args.command in NEEDS_LAKE and not held:
+                # a path or prefix with nothing in it: a typo, not an empty lake to answer from
+                print(f"error: no lake at {lake.describe()} (give --lake or set WATTLAKE_LAKE)", file=sys.stderr)
+                return 2
 
     try:
         return args.func(args)

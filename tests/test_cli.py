@@ -49,3 +49,28 @@ def test_dagster_loads_the_code_location(tmp_path):
                          capture_output=True, text=True, cwd=Path(__file__).parents[1], timeout=300,
                          env={**os.environ, "DAGSTER_HOME": str(tmp_path)})
     assert out.returncode == 0, out.stderr[-2000:]
+
+
+def test_an_s3_lake_that_is_not_there_is_an_error_not_an_empty_lake(s3_env, monkeypatch, capsys):
+    """On S3 a mistyped prefix is refused like a local path that does not exist (an operator must
+    never tell a data subject "we hold nothing" from the wrong place), and a missing bucket or an
+    unreachable endpoint is one ``error:`` line with exit 2: no traceback, no credential."""
+    from pipelines.cli import main
+
+    import pyarrow as pa
+
+    Lake(s3_env).append("bronze/t", pa.table({"k": ["a"]}), pa.schema([("k", pa.string())]))
+    assert main(["--lake", s3_env, "tables"]) == 0
+    capsys.readouterr()
+    assert main(["--lake", s3_env + "-typo", "tables"]) == 2
+    assert "error: no lake at " + s3_env + "-typo" in capsys.readouterr().err
+    assert main(["--lake", s3_env + "-typo", "subject", "find", "--email", "jan@example.nl"]) == 2
+    assert "no lake at" in capsys.readouterr().err
+    assert main(["--lake", "s3://no-such-bucket/lake", "land"]) == 2
+    err = capsys.readouterr().err
+    assert "error: bucket 'no-such-bucket' does not exist" in err
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    assert main(["--lake", s3_env, "tables"]) == 2
+    err += capsys.readouterr().err
+    assert "error: cannot reach S3 at http://127.0.0.1:9" in err and "Traceback" not in err
+    assert os.environ["AWS_SECRET_ACCESS_KEY"] not in err and os.environ["AWS_ACCESS_KEY_ID"] not in err

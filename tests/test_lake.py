@@ -297,3 +297,67 @@ def test_catalogue_tables_checkpoint_every_interval_without_data_values(local_la
     assert "Jan Jansen" not in json.dumps(text, default=str)
     assert local_lake.read("bronze/t").sort("day").get_column("system_id").to_list() == [f"s{i}" for i in range(commits)]
     assert local_lake.read("bronze/t", version=3).height == 3  # versions before the checkpoint still read
+
+
+def test_purge_on_a_versioned_bucket_deletes_the_old_object_versions(s3_env, monkeypatch):
+    """On a bucket that keeps object versions, a DELETE plus ``purge_history`` leaves no noncurrent
+    version and no delete marker under the table: the deleted row's values are in no object
+    version at all, and the table still reads. A bucket without versioning is left alone."""
+    import boto3
+
+    bucket = s3_env.split("/")[2]
+    s3 = boto3.client("s3")
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    lake = Lake(s3_env)
+    keys = ["system_id", "ts_utc"]
+    lake.merge_insert("bronze/t", rows(["a", "b"]).with_columns(pl.Series("secret_note", ["Erased Person", "keep"])),
+                      keys, SCHEMA, configuration=CONF)
+    lake.merge_insert("bronze/t", rows(["c"], day=dt.date(2025, 6, 2)).with_columns(pl.lit("keep").alias("secret_note")),
+                      keys, SCHEMA, configuration=CONF)
+    lake.delete("bronze/t", "system_id = 'a'")
+    prefix = "wattlake/bronze/t/"
+
+    def versions():
+        pages = list(s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=prefix))
+        return ([v for p in pages for v in p.get("Versions", [])], [m for p in pages for m in p.get("DeleteMarkers", [])])
+
+    def bodies(items):
+        return b"".join(s3.get_object(Bucket=bucket, Key=v["Key"], VersionId=v["VersionId"])["Body"].read()
+                        for v in items)
+
+    old, _ = versions()
+    assert b"Erased Person" in bodies(old)  # the file the DELETE replaced is not vacuumed yet
+    real = Lake._delete_old_versions
+    monkeypatch.setattr(Lake, "_delete_old_versions", lambda self, table: 0)  # the purge before this fix
+    lake.purge_history("bronze/t")
+    monkeypatch.setattr(Lake, "_delete_old_versions", real)
+    kept, markers = versions()
+    assert markers and b"Erased Person" in bodies([v for v in kept if not v["IsLatest"]])  # recoverable
+    result = lake.purge_history("bronze/t")
+    left, markers = versions()
+    assert result["object_versions_removed"] > 0
+    assert all(v["IsLatest"] for v in left) and markers == []
+    assert b"Erased Person" not in bodies(left)
+    assert sorted(lake.read("bronze/t").get_column("system_id").to_list()) == ["b", "c"]
+    assert lake.purge_history("bronze/t")["object_versions_removed"] > 0  # its own vacuum/checkpoint churn
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Suspended"})
+    assert sorted(lake.read("bronze/t").get_column("system_id").to_list()) == ["b", "c"]
+
+
+def test_check_root_on_s3_names_the_problem_without_secrets(s3_env, monkeypatch):
+    """``check_root``: a prefix with objects is a lake, an empty one is not; a missing bucket and
+    an unreachable endpoint are a one-line LakeError that holds no credential."""
+    lake = Lake(s3_env)
+    assert lake.check_root() is False
+    lake.merge_insert("bronze/t", rows(["a"]), ["system_id", "ts_utc"], SCHEMA, configuration=CONF)
+    assert lake.check_root() is True
+    assert Lake(s3_env + "-typo").check_root() is False
+    with pytest.raises(LakeError, match="bucket 'no-such-bucket' does not exist") as missing:
+        Lake("s3://no-such-bucket/x").check_root()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    with pytest.raises(LakeError, match="cannot reach S3 at http://127.0.0.1:9") as unreachable:
+        Lake(s3_env).check_root()
+    import os
+
+    for exc in (missing.value, unreachable.value):
+        assert os.environ["AWS_SECRET_ACCESS_KEY"] not in str(exc) and os.environ["AWS_ACCESS_KEY_ID"] not in str(exc)

@@ -353,6 +353,11 @@ class Lake:
            with a zero ``delta.logRetentionDuration``, without changing the table's properties:
            ``alter.set_table_properties`` hangs against some S3 servers in delta-rs 1.6.6).
 
+        3. On an S3 bucket that keeps object versions (versioning enabled or suspended), delete
+           every noncurrent version and delete marker under the table's prefix
+           (:meth:`_delete_old_versions`): a deleted or overwritten object otherwise stays
+           readable by its version id, and the erased values with it.
+
         Time travel to versions before the checkpoint is lost; the checkpoint version and later
         ones read as before. Safe to re-run after a crash at any step.
         """
@@ -364,21 +369,14 @@ class Lake:
         dt.create_checkpoint()
         logs = self._delete_log_before(table, version)
         return {"files_removed": len(removed) + len(orphans), "log_files_removed": logs,
-                "checkpoint_version": version}
+                "checkpoint_version": version, "object_versions_removed": self._delete_old_versions(table)}
 
     def _delete_log_before(self, table: str, version: int) -> int:
         """Delete ``_delta_log`` commits and checkpoints older than ``version`` (local or S3)."""
         prefix = f"{table.strip('/')}/_delta_log/"
         if self.is_s3:
-            import boto3
-
-            so = self.storage_options
-            bucket, _, base = self.root.split("://", 1)[1].partition("/")
-            s3 = boto3.client("s3", endpoint_url=so.get("AWS_ENDPOINT_URL"), region_name=so.get("AWS_REGION"),
-                              aws_access_key_id=so.get("AWS_ACCESS_KEY_ID"),
-                              aws_secret_access_key=so.get("AWS_SECRET_ACCESS_KEY"),
-                              aws_session_token=so.get("AWS_SESSION_TOKEN"))
-            full = f"{base.strip('/')}/{prefix}".lstrip("/")
+            s3, bucket, base = self._s3()
+            full = f"{base}/{prefix}".lstrip("/")
             keys = [o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=full)
                     for o in page.get("Contents", [])]
             old = [k for k in keys if _log_version(k.rsplit("/", 1)[-1]) is not None
@@ -391,6 +389,73 @@ class Lake:
         for p in old:
             p.unlink()
         return len(old)
+
+    def _s3(self):
+        """(boto3 S3 client, bucket, key prefix of the root without slashes) of an S3 lake, with
+        the lake's own storage options."""
+        import boto3
+
+        so = self.storage_options
+        bucket, _, base = self.root.split("://", 1)[1].partition("/")
+        client = boto3.client("s3", endpoint_url=so.get("AWS_ENDPOINT_URL"), region_name=so.get("AWS_REGION"),
+                              aws_access_key_id=so.get("AWS_ACCESS_KEY_ID"),
+                              aws_secret_access_key=so.get("AWS_SECRET_ACCESS_KEY"),
+                              aws_session_token=so.get("AWS_SESSION_TOKEN"))
+        return client, bucket, base.strip("/")
+
+    def _delete_old_versions(self, table: str) -> int:
+        """On an S3 bucket that keeps object versions, delete every noncurrent object version under
+        ``table``'s prefix, then every delete marker (by then no older version is left behind one,
+        so no deleted object comes back); returns the number deleted. 0 on local disk and on a
+        bucket that never had versioning. A version that cannot be deleted (no
+        ``s3:DeleteObjectVersion`` permission, object lock) is a :class:`LakeError`: the values in it
+        would stay recoverable."""
+        if not self.is_s3:
+            return 0
+        s3, bucket, base = self._s3()
+        if s3.get_bucket_versioning(Bucket=bucket).get("Status") not in ("Enabled", "Suspended"):
+            return 0
+        prefix = f"{base}/{table.strip('/')}/".lstrip("/")
+
+        def listed(kind: str) -> list[dict]:
+            return [{"Key": v["Key"], "VersionId": v["VersionId"]}
+                    for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=prefix)
+                    for v in page.get(kind, []) if kind == "DeleteMarkers" or not v["IsLatest"]]
+
+        done = 0
+        for kind in ("Versions", "DeleteMarkers"):  # old versions first, then the markers over them
+            items = listed(kind)
+            for i in range(0, len(items), 1000):  # DeleteObjects takes at most 1,000 keys
+                answer = s3.delete_objects(Bucket=bucket, Delete={"Objects": items[i:i + 1000], "Quiet": True})
+                if answer.get("Errors"):
+                    codes = sorted({e.get("Code", "?") for e in answer["Errors"]})
+                    raise LakeError(f"table {table!r}: {len(answer['Errors'])} old object versions could not be "
+                                    f"deleted ({', '.join(codes)}); the bucket keeps versions, so removed values "
+                                    "stay recoverable until they are deleted")
+            done += len(items)
+        return done
+
+    def check_root(self) -> bool:
+        """Whether the lake root holds anything; on S3 a clear :class:`LakeError` (no credentials,
+        no S3 error text) when the bucket is missing, the endpoint cannot be reached or the
+        credentials are refused."""
+        if not self.is_s3:
+            return Path(self.root).is_dir()
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        s3, bucket, base = self._s3()
+        endpoint = self.storage_options.get("AWS_ENDPOINT_URL") or "AWS"
+        try:
+            answer = s3.list_objects_v2(Bucket=bucket, Prefix=f"{base}/" if base else "", MaxKeys=1)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "unknown")
+            if code == "NoSuchBucket":
+                raise LakeError(f"bucket {bucket!r} does not exist at {endpoint}") from None
+            raise LakeError(f"S3 at {endpoint} refused to list bucket {bucket!r} ({code}): check the "
+                            "credentials and permissions in the environment") from None
+        except BotoCoreError as exc:
+            raise LakeError(f"cannot reach S3 at {endpoint} ({type(exc).__name__})") from None
+        return answer.get("KeyCount", 0) > 0
 
     def compact(self, table: str) -> dict:
         """OPTIMIZE: rewrite small files into larger ones (the data and its versions are unchanged)."""
