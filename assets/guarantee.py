@@ -25,7 +25,8 @@ def gold_guarantee_evaluations(context: dg.AssetExecutionContext, lake: LakeReso
     evaluations, versions = write_evaluations(the_lake)
     verdicts = dict(evaluations.group_by("verdict").len().sort("verdict").iter_rows()) if evaluations.height else {}
     short = evaluations.filter(evaluations["verdict"] == "shortfall")
-    context.log.info(f"guarantee years evaluated: {evaluations.height} {verdicts}")
+    context.log.info(f"guarantee years evaluated: {evaluations.height}"
+                     + (" (" + ", ".join(f"{v} {n}" for v, n in verdicts.items()) + ")" if verdicts else ""))
     return dg.MaterializeResult(metadata={
         "evaluations": evaluations.height,
         "verdicts": dg.MetadataValue.json(verdicts),

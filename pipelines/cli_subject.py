@@ -191,17 +191,19 @@ def cmd_retention(args) -> int:
         _say(f"landing folder {landing} not found: only the lake (pass --landing or set WATTLAKE_LANDING)")
     r = apply_retention(Lake.from_env(args.lake), now, dry_run=args.dry_run,
                         landing_root=landing if landing.is_dir() else None, export_root=exports)
-    _say(f"retention{' (dry run)' if args.dry_run else ''} as of {now:%Y-%m-%d}: {r.ips_truncated:,} IPs truncated "
-         f"({r.ip_rows_merged:,} rows merged), {r.ips_removed:,} IP rows removed, {r.telegrams_dropped:,} raw "
-         f"telegrams and {r.quarantine_raw_dropped:,} quarantine texts dropped; purged {r.tables_purged} "
-         f"in {time.perf_counter() - t0:.1f} s")
+    w = "would be " if args.dry_run else ""  # a dry run says what it would do, not what it did
+    purged = ", ".join(r.tables_purged) or "none"
+    _say(f"retention{' (dry run)' if args.dry_run else ''} as of {now:%Y-%m-%d}: {r.ips_truncated:,} IPs {w}truncated "
+         f"({r.ip_rows_merged:,} rows {w}merged), {r.ips_removed:,} IP rows {w}removed, {r.telegrams_dropped:,} raw "
+         f"telegrams and {r.quarantine_raw_dropped:,} quarantine texts {w}dropped; tables "
+         f"{'to purge' if args.dry_run else 'purged'}: {purged}; in {time.perf_counter() - t0:.1f} s")
     if r.landing is not None:
         lr = r.landing
-        _say(f"  landing folder: {lr.ips_truncated:,} addresses truncated and {lr.ips_removed:,} removed in "
-             f"{lr.ip_files_rewritten:,} files; {lr.telegram_files_deleted:,} P1 files deleted, "
+        _say(f"  landing folder: {lr.ips_truncated:,} addresses {w}truncated and {lr.ips_removed:,} {w}removed in "
+             f"{lr.ip_files_rewritten:,} files; {lr.telegram_files_deleted:,} P1 files {w}deleted, "
              f"{lr.telegram_files_kept_unlanded:,} kept (never landed)")
     _say(f"  exports: {r.notice_folders_deleted:,} installer notice folders ({r.notice_files_deleted:,} files) "
-         f"sent more than {POLICY.notice_folders_after_days} days ago {'would be ' if args.dry_run else ''}deleted")
+         f"sent more than {POLICY.notice_folders_after_days} days ago {w}deleted")
     return 0
 
 

@@ -75,6 +75,7 @@ def test_pull_moves_a_fleet_byte_for_byte_and_empties_the_inbox(inbox, small_lan
 
     dry = pull_inbox(landing, uri, dry_run=True)
     assert (dry.objects, dry.pulled, dry.unrecognised) == (sent + 1, sent, 1)
+    assert f"to pull {sent:,}" in dry.summary() and "pulled" not in dry.summary().replace("would pull", "")
     assert not landing.exists() and len(_keys(client, bucket)) == sent + 1
 
     caplog.set_level(logging.INFO, logger="wattlake")

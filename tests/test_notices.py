@@ -308,7 +308,10 @@ def test_retention_deletes_notice_folders_sent_more_than_90_days_ago(local_lake,
     capsys.readouterr()
     assert main(["--lake", local_lake.root, "retention", "--dry-run", "--now", day_91.isoformat(),
                  "--exports", root.root]) == 0
-    assert "2 installer notice folders (6 files) sent more than 90 days ago would be deleted" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "2 installer notice folders (6 files) sent more than 90 days ago would be deleted" in out
+    assert "IPs would be truncated" in out and "tables to purge: " in out  # a dry run says what it would do
+    assert "IPs truncated" not in out and "purged" not in out
     assert root.list("installers") == files
     # on day 90 the first batch is not yet past the limit
     assert apply_retention(local_lake, now=day_91 - dt.timedelta(days=1), export_root=root).notice_folders_deleted == 0

@@ -106,7 +106,8 @@ class PullReport:
         return asdict(self)
 
     def summary(self) -> str:
-        parts = [f"{k.replace('_', ' ')} {getattr(self, k):,}" for k in self.OUTCOMES if getattr(self, k)]
+        names = {"pulled": "to pull", "replaced": "to replace"} if self.dry_run else {}  # not done yet
+        parts = [f"{names.get(k, k.replace('_', ' '))} {getattr(self, k):,}" for k in self.OUTCOMES if getattr(self, k)]
         mb = self.bytes_pulled / 1e6
         verb = "would pull" if self.dry_run else "pulled"
         head = f"inbox: {self.objects:,} objects" + (f" ({verb} {mb:,.1f} MB)" if self.bytes_pulled else "")
