@@ -702,6 +702,8 @@ def test_find_subjects_by_what_a_request_quotes(lake_copy, capsys):
     assert ids(postcode=me["postcode"], house_number=f" {me['house_number'].upper()}") == [sid]
     assert ids(device_id=mine.row(0, named=True)["serial"]) == [sid]
     assert ids(device_id=mine.row(0, named=True)["em_id"], system_id=mine.row(0, named=True)["system_id"]) == [sid]
+    meter = mine.row(0, named=True)["meter_id"]  # as the telegram carries it: the equipment id's ASCII in hex
+    assert ids(device_id=meter) == ids(device_id=bytes.fromhex(meter).decode()) == ids(device_id=meter.upper()) == [sid]
     assert ids(email=me["email"], device_id=systems.filter(pl.col("subject_id") == other["subject_id"])
                .row(0, named=True)["serial"]) == []  # every field must match, of one subject
     found = find_subjects(lake, email=me["email"])

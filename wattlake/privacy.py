@@ -163,7 +163,8 @@ def find_subjects(lake: Lake, **query: str) -> pl.DataFrame:
     ``query``: any of :data:`LOOKUP_FIELDS`, all of which must match. E-mail compares trimmed and
     case-insensitively, phone numbers by their digits in Dutch national form, postcodes without
     spaces and in capitals, house numbers trimmed and case-insensitively (``12a``). ``device_id``
-    is an inverter serial, a meter id (``meter_id``, ``gas_meter_id``) or an energy-manager id;
+    is an inverter serial, a meter id (``meter_id``, ``gas_meter_id``: as the telegram's hex or as
+    printed on the meter, ``E0033...``) or an energy-manager id;
     ``system_id`` a system of the subject.
 
     Returns ``subject_id``, ``systems`` (how many) and ``matched_on`` (the fields used), never the
@@ -201,8 +202,13 @@ def find_subjects(lake: Lake, **query: str) -> pl.DataFrame:
         own = pl.lit(True)
         if "device_id" in query:
             v = query["device_id"]
-            own &= pl.any_horizontal(pl.col(c) == v for c in ("serial", "meter_id", "gas_meter_id", "em_id")
-                                     if c in systems.columns).fill_null(False)
+            # a meter's equipment id is stored as the telegram carries it (its ASCII in hex); the
+            # plate and the operator say E0033..., so that form matches too
+            meter = [v, v.encode("utf-8").hex(), v.lower()] if v.isascii() else [v]
+            own &= pl.any_horizontal(
+                *[pl.col(c) == v for c in ("serial", "em_id") if c in systems.columns],
+                *[pl.col(c).str.to_lowercase().is_in(meter) for c in ("meter_id", "gas_meter_id")
+                  if c in systems.columns]).fill_null(False)
         if "system_id" in query:
             own &= pl.col("system_id") == query["system_id"]
         owners = systems.filter(own).get_column("subject_id").unique()
