@@ -169,11 +169,14 @@ def cmd_demo(args) -> int:
 def cmd_land(args) -> int:
     root = landing_root(args.landing)
     lake = Lake.from_env(args.lake)
+    if not Path(root).is_dir():  # asked for wrongly (a typo), not an empty landing folder
+        print(f"error: no landing folder at {root} (give --landing or set WATTLAKE_LANDING)", file=sys.stderr)
+        return 2
     days = _landing_days(root)
     start = args.start or (days[0] if days else None)
     end = args.end or (days[-1] if days else start)
     if not start:
-        _say("no landing days found")
+        print(f"error: no landing days found under {root}", file=sys.stderr)
         return 1
     if end < start:
         print(f"error: --end {end} is before --start {start}", file=sys.stderr)

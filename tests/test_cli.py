@@ -74,3 +74,15 @@ def test_an_s3_lake_that_is_not_there_is_an_error_not_an_empty_lake(s3_env, monk
     err += capsys.readouterr().err
     assert "error: cannot reach S3 at http://127.0.0.1:9" in err and "Traceback" not in err
     assert os.environ["AWS_SECRET_ACCESS_KEY"] not in err and os.environ["AWS_ACCESS_KEY_ID"] not in err
+
+
+def test_land_from_a_landing_folder_that_is_not_there_is_exit_2(tmp_path, capsys):
+    """A typo in --landing is refused with exit 2 and an error line; an empty folder is exit 1."""
+    from pipelines.cli import main
+
+    assert main(["--lake", str(tmp_path / "lake"), "--landing", str(tmp_path / "nope"), "land"]) == 2
+    assert "error: no landing folder at" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main(["--lake", str(tmp_path / "lake"), "--landing", str(tmp_path / "empty"), "land"]) == 1
+    assert "error: no landing days found" in capsys.readouterr().err
+    assert not (tmp_path / "lake").exists()  # nothing was created
