@@ -204,7 +204,7 @@ def find_subjects(lake: Lake, **query: str) -> pl.DataFrame:
             v = query["device_id"]
             # a meter's equipment id is stored as the telegram carries it (its ASCII in hex); the
             # plate and the operator say E0033..., so that form matches too
-            meter = [v, v.encode("utf-8").hex(), v.lower()] if v.isascii() else [v]
+            meter = [v.lower(), v.encode("utf-8").hex()]  # compared with the lowercased column
             own &= pl.any_horizontal(
                 *[pl.col(c) == v for c in ("serial", "em_id") if c in systems.columns],
                 *[pl.col(c).str.to_lowercase().is_in(meter) for c in ("meter_id", "gas_meter_id")
