@@ -207,3 +207,24 @@ def test_clean_partition_passes_every_check(landed, tmp_path):
     result, ran = _run(lake.root, landing, str(DAY), tmp_path / "docs", dg.AssetKey(["bronze", "weather"]))
     evals = result.get_asset_check_evaluations()
     assert evals and all(e.passed for e in evals) and ran == [True]
+
+
+def test_a_clean_first_day_on_a_new_lake_passes_the_quarantine_checks(tmp_path):
+    """On a new lake, a landing day without a single rejected record never created
+    ``bronze/quarantine``; its asset now leaves an empty table, and the suite passes on it."""
+    from assets.bronze import quarantine
+    from pipelines.resources import LakeResource
+    from quality.checks import QUALITY_CHECKS, QualityResource
+
+    lake = Lake(str(tmp_path / "lake"))
+    asset_key = dg.AssetKey(["bronze", "quarantine"])
+    checks = [c for c in QUALITY_CHECKS if asset_key in {k.asset_key for k in c.check_keys}]
+    result = dg.materialize(
+        [quarantine, *checks], partition_key=str(DAY), raise_on_error=False,
+        resources={"lake": LakeResource(root=lake.root), "quality": QualityResource(docs_dir=str(tmp_path / "docs"))},
+        instance=dg.DagsterInstance.ephemeral(),
+    )
+    assert result.success
+    evals = result.get_asset_check_evaluations()
+    assert evals and all(e.passed for e in evals)
+    assert lake.read(T.QUARANTINE.name).height == 0
