@@ -116,9 +116,30 @@ def cmd_verify(args) -> int:
                 ok = False
                 continue
             _say(f"  recomputed from {json.dumps(v.manifest['tables'], sort_keys=True)}: "
-                 + ("identical" if r.identical else f"DIFFERS in {', '.join(r.mismatches)}"))
+                 + ("identical to the manifest" + ("" if v.ok else " (the files in the folder are what differ)")
+                    if r.identical else f"DIFFERS in {', '.join(r.mismatches)}"))
+            if not r.identical:
+                for line in _code_differences(v.manifest.get("code_version") or {}):
+                    _say(f"    {line}")
             ok &= r.identical
     return 0 if ok else 1
+
+
+def _code_differences(recorded: dict) -> list[str]:
+    """How the code that built a pack differs from the code running now (a likely cause of a
+    recomputation that differs): commit, uncommitted changes, library versions."""
+    from wattlake.exports import code_version
+
+    now, out = code_version(), []
+    if recorded.get("git_commit") != now.get("git_commit"):
+        out.append(f"built by commit {recorded.get('git_commit')}, this is {now.get('git_commit')}")
+    for when, cv in (("at build", recorded), ("now", now)):
+        if cv.get("git_dirty"):
+            out.append(f"uncommitted changes {when}: the commit alone does not name that code")
+    libs = recorded.get("libraries") or {}
+    out += [f"{name} {libs[name]} at build, {now['libraries'].get(name)} now"
+            for name in sorted(libs) if libs[name] != now["libraries"].get(name)]
+    return out
 
 
 def register(sub) -> None:

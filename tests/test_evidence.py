@@ -134,6 +134,13 @@ def test_verdicts_and_packs_for_each_shortfall(synthetic_lake, packs):
                                     T.INSTALLATION_PHOTOS.name}
         assert m["tables"][T.PV_INTERVALS.name] == synthetic_lake.version(T.PV_INTERVALS.name)
         assert m["parameters"]["max_modelled_share"] == 0.1 and m["code_version"]["package"]
+        import subprocess
+        from importlib.metadata import version
+
+        repo = Path(__file__).resolve().parent.parent  # git diff, independently of wattlake's own check
+        changed = subprocess.run(["git", "diff", "--quiet", "HEAD"], cwd=repo).returncode != 0
+        assert m["code_version"]["git_dirty"] is changed
+        assert m["code_version"]["libraries"]["polars"] == version("polars")
         assert r.claim_id == m["claim_id"] and m["claim_id"].endswith("-20250101")
         row = pl.read_parquet(io.BytesIO(open(f"{r.folder}/evaluation.parquet", "rb").read())).row(0, named=True)
         expected = ev.filter(pl.col("system_id") == r.system_id).row(0, named=True)
@@ -290,7 +297,24 @@ def test_cli_build_verify_recompute(synthetic_lake, tmp_path, capsys):
     folders = sorted(str(p.parent) for p in exports.rglob(MANIFEST))
     assert len(folders) == 2 and all("/insurers/" in f for f in folders)
     assert main(["--lake", str(lake_root), "claims", "verify", *folders, "--recompute"]) == 0
-    assert capsys.readouterr().out.count("identical") == 2
+    assert capsys.readouterr().out.count("identical to the manifest") == 2
+    tampered = tmp_path / "tampered"
+    shutil.copytree(folders[0], tampered)
+    (tampered / "daily.csv").write_text((tampered / "daily.csv").read_text().replace("0", "1", 1))
+    assert main(["--lake", str(lake_root), "claims", "verify", str(tampered), "--recompute"]) == 1
+    out = capsys.readouterr().out
+    assert "FAILED" in out and "identical to the manifest (the files in the folder are what differ)" in out
+    from pipelines.cli_claims import _code_differences
+    from wattlake.exports import code_version
+
+    now = code_version()
+    assert _code_differences({**now, "git_dirty": False}) == ([] if not now["git_dirty"] else
+                                                              ["uncommitted changes now: the commit alone does not name that code"])
+    older = {**now, "git_commit": "0" * 40, "git_dirty": True, "libraries": {**now["libraries"], "polars": "1.0.0"}}
+    lines = _code_differences(older)
+    assert f"built by commit {'0' * 40}, this is {now['git_commit']}" in lines
+    assert "uncommitted changes at build: the commit alone does not name that code" in lines
+    assert f"polars 1.0.0 at build, {now['libraries']['polars']} now" in lines
     # a signed pack is never overwritten: building again keeps it; --revise writes a revision beside it
     before = {f: (Path(f) / MANIFEST).read_bytes() for f in folders}
     assert main(["--lake", str(lake_root), "claims", "build", "--year", "2025", "--exports", str(exports)]) == 0

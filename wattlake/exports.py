@@ -24,8 +24,9 @@ DEFAULT_ROOT = "./exports"
 
 
 def code_version() -> dict:
-    """The code a manifest was written by: package version and git commit (read from ``.git``
-    without running git; None where unknown, e.g. an installed wheel)."""
+    """The code a manifest was written by: package version, git commit (read from ``.git``; None
+    where unknown, e.g. an installed wheel), whether tracked files differed from that commit
+    (``git_dirty``), and the versions of :data:`WRITING_LIBRARIES`."""
     try:
         from importlib.metadata import version
 
@@ -48,7 +49,38 @@ def code_version() -> dict:
             commit = head
     except OSError:  # no repository: the package version must do
         commit = None
-    return {"package": pkg, "git_commit": commit}
+    return {"package": pkg, "git_commit": commit, "git_dirty": _git_dirty() if commit else None,
+            "libraries": _library_versions()}
+
+
+#: the libraries whose version can change a written file's bytes (Parquet writers, plots, models)
+WRITING_LIBRARIES = ("polars", "pyarrow", "deltalake", "numpy", "pandas", "pvlib", "matplotlib")
+
+
+def _git_dirty() -> bool | None:
+    """Whether tracked files of the code's repository differ from its commit (the commit alone
+    then does not name the code that ran); None when git cannot be asked."""
+    import subprocess
+
+    repo = Path(__file__).resolve().parent.parent
+    try:
+        out = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
+                             capture_output=True, text=True, timeout=10, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return bool(out.strip())
+
+
+def _library_versions() -> dict[str, str | None]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for name in WRITING_LIBRARIES:  # loop over a handful of package names
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = None
+    return found
 
 
 def sha256_bytes(data: bytes) -> str:
